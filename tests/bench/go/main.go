@@ -1,0 +1,502 @@
+// Command bench_go is the Go 1.19 side of the libgo-rt benchmark suite
+// (tests/bench/README in docs/performance.md).  Every workload here has a
+// twin in ../gort/bench_gort.c and ../boost/bench_boost.cpp with the same
+// sizes and logic; each checks its own answer and exits non-zero when wrong.
+//
+//	bench_go <workload> <workers> [scale]
+//
+// prints one line per result:  RESULT go <workload> <workers> <value> <unit>
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"runtime"
+	"runtime/debug"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+var (
+	workers  int
+	scale    float64
+	workload string
+)
+
+// Base sizes at scale 1; keep in step with bench_gort.c and bench_boost.cpp.
+const (
+	nSpawn    = 1000000
+	nYield    = 5000000  // per goroutine
+	nPingpong = 2000000  // round trips
+	nBuffered = 10000000 // items
+	capBuf    = 1024
+	nFanout   = 4000000 // items
+	fanWorker = 8
+	nSelect   = 6000000 // items, half from each producer
+	nMutexPer = 4000000 // locks per goroutine
+	mutexG    = 8
+	nSleep    = 100000
+	sleepFor  = 10 * time.Millisecond
+	echoConns = 32
+	echoRT    = 2500 // round trips per connection
+	echoMsg   = 64
+)
+
+func size(base int) int {
+	n := int(float64(base) * scale)
+	if n < 1 {
+		n = 1
+	}
+	return n
+}
+
+func result(name string, value float64, unit string) {
+	fmt.Printf("RESULT go %s %d %.6g %s\n", name, workers, value, unit)
+}
+
+func fail(format string, args ...interface{}) {
+	fmt.Fprintf(os.Stderr, "FAIL go %s %d: %s\n", workload, workers, fmt.Sprintf(format, args...))
+	os.Exit(1)
+}
+
+func nsPer(d time.Duration, n int) float64 { return float64(d.Nanoseconds()) / float64(n) }
+
+// ---- spawn: spawn+join of 1,000,000 goroutines ---------------------------
+
+func benchSpawn() {
+	n := size(nSpawn)
+	done := make([]byte, n)
+	var wg sync.WaitGroup
+	start := time.Now()
+	wg.Add(n)
+	for i := 0; i < n; i++ {
+		go func(p *byte) {
+			*p = 1
+			wg.Done()
+		}(&done[i])
+	}
+	wg.Wait()
+	el := time.Since(start)
+	for i := range done {
+		if done[i] != 1 {
+			fail("goroutine %d did not run", i)
+		}
+	}
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		fail("getrusage: %v", err)
+	}
+	result("spawn", nsPer(el, n), "ns/goroutine")
+	result("spawn_rss", float64(ru.Maxrss), "KiB")
+}
+
+// ---- yield: two goroutines calling Gosched ------------------------------
+
+func benchYield() {
+	n := size(nYield)
+	var last int32 = -1
+	var handoffs [2]int64
+	var counts [2]int64
+	var wg sync.WaitGroup
+	start := time.Now()
+	wg.Add(2)
+	for id := int32(0); id < 2; id++ {
+		go func(id int32) {
+			var h, c int64
+			for i := 0; i < n; i++ {
+				if atomic.LoadInt32(&last) != id {
+					atomic.StoreInt32(&last, id)
+					h++
+				}
+				c++
+				runtime.Gosched()
+			}
+			handoffs[id], counts[id] = h, c
+			wg.Done()
+		}(id)
+	}
+	wg.Wait()
+	el := time.Since(start)
+	if counts[0] != int64(n) || counts[1] != int64(n) {
+		fail("counts %d %d, want %d", counts[0], counts[1], n)
+	}
+	// With one worker the two goroutines must alternate: a yield that does
+	// not switch would be fast and wrong.
+	if workers == 1 && n > 1 && handoffs[0]+handoffs[1] < int64(n) {
+		fail("only %d handoffs in %d yields: yield does not switch", handoffs[0]+handoffs[1], 2*n)
+	}
+	result("yield", nsPer(el, 2*n), "ns/switch")
+}
+
+// ---- pingpong: unbuffered round trip -------------------------------------
+
+func benchPingpong() {
+	n := size(nPingpong)
+	ping := make(chan int64)
+	pong := make(chan int64)
+	var wg sync.WaitGroup
+	var served int64
+	wg.Add(1)
+	go func() {
+		for v := range ping {
+			served++
+			pong <- v + 1
+		}
+		wg.Done()
+	}()
+	start := time.Now()
+	for i := int64(0); i < int64(n); i++ {
+		ping <- i
+		if v := <-pong; v != i+1 {
+			fail("round trip %d answered %d", i, v)
+		}
+	}
+	el := time.Since(start)
+	close(ping)
+	wg.Wait()
+	if served != int64(n) {
+		fail("served %d, want %d", served, n)
+	}
+	result("pingpong", nsPer(el, n), "ns/roundtrip")
+}
+
+// ---- buffered: producer/consumer over capacity 1024 ----------------------
+
+func benchBuffered() {
+	n := size(nBuffered)
+	ch := make(chan int64, capBuf)
+	start := time.Now()
+	go func() {
+		for i := int64(0); i < int64(n); i++ {
+			ch <- i
+		}
+		close(ch)
+	}()
+	var sum, cnt int64
+	for v := range ch {
+		sum += v
+		cnt++
+	}
+	el := time.Since(start)
+	if cnt != int64(n) || sum != int64(n)*int64(n-1)/2 {
+		fail("got %d items summing to %d", cnt, sum)
+	}
+	result("buffered", nsPer(el, n), "ns/item")
+}
+
+// ---- fanout: 1 producer, 8 workers, 1 collector ---------------------------
+
+func benchFanout() {
+	n := size(nFanout)
+	jobs := make(chan int64, capBuf)
+	results := make(chan int64, capBuf)
+	var wg sync.WaitGroup
+	start := time.Now()
+	go func() {
+		for i := int64(0); i < int64(n); i++ {
+			jobs <- i
+		}
+		close(jobs)
+	}()
+	wg.Add(fanWorker)
+	for w := 0; w < fanWorker; w++ {
+		go func() {
+			for v := range jobs {
+				results <- 2*v + 1
+			}
+			wg.Done()
+		}()
+	}
+	go func() {
+		wg.Wait()
+		close(results)
+	}()
+	var sum, cnt int64
+	for r := range results {
+		sum += r
+		cnt++
+	}
+	el := time.Since(start)
+	if cnt != int64(n) || sum != int64(n)*int64(n) {
+		fail("got %d results summing to %d", cnt, sum)
+	}
+	result("fanout", nsPer(el, n), "ns/item")
+}
+
+// ---- select: one consumer selecting over two fed channels -----------------
+
+func benchSelect() {
+	half := size(nSelect / 2)
+	a := make(chan int64, capBuf)
+	b := make(chan int64, capBuf)
+	producer := func(c chan int64, odd int64) {
+		for i := int64(0); i < int64(half); i++ {
+			c <- 2*i + odd
+		}
+		close(c)
+	}
+	start := time.Now()
+	go producer(a, 0)
+	go producer(b, 1)
+	var sumA, sumB, cntA, cntB int64
+	ca, cb := a, b
+	for ca != nil || cb != nil {
+		select {
+		case v, ok := <-ca:
+			if !ok {
+				ca = nil
+				continue
+			}
+			sumA += v
+			cntA++
+		case v, ok := <-cb:
+			if !ok {
+				cb = nil
+				continue
+			}
+			sumB += v
+			cntB++
+		}
+	}
+	el := time.Since(start)
+	h := int64(half)
+	if cntA != h || cntB != h || sumA != h*(h-1) || sumB != h*h {
+		fail("a: %d items sum %d, b: %d items sum %d", cntA, sumA, cntB, sumB)
+	}
+	result("select", nsPer(el, 2*half), "ns/item")
+}
+
+// ---- mutex: 8 goroutines contending on one mutex --------------------------
+
+func benchMutex() {
+	per := size(nMutexPer)
+	var mu sync.Mutex
+	var counter int64
+	var wg sync.WaitGroup
+	start := time.Now()
+	wg.Add(mutexG)
+	for g := 0; g < mutexG; g++ {
+		go func() {
+			for i := 0; i < per; i++ {
+				mu.Lock()
+				counter++
+				mu.Unlock()
+			}
+			wg.Done()
+		}()
+	}
+	wg.Wait()
+	el := time.Since(start)
+	if counter != int64(mutexG*per) {
+		fail("counter %d, want %d", counter, mutexG*per)
+	}
+	result("mutex", nsPer(el, mutexG*per), "ns/lock")
+}
+
+// ---- parked: resident bytes per goroutine blocked on a receive -------------
+
+func rssBytes() int64 {
+	b, err := os.ReadFile("/proc/self/statm")
+	if err != nil {
+		fail("statm: %v", err)
+	}
+	f := bytes.Fields(b)
+	pages, err := strconv.ParseInt(string(f[1]), 10, 64)
+	if err != nil {
+		fail("statm: %v", err)
+	}
+	return pages * int64(os.Getpagesize())
+}
+
+func benchParked(name string, base int) {
+	n := size(base)
+	runtime.GC()
+	debug.FreeOSMemory()
+	before := rssBytes()
+	release := make(chan struct{})
+	var started, exited sync.WaitGroup
+	var released int64
+	started.Add(n)
+	exited.Add(n)
+	for i := 0; i < n; i++ {
+		go func() {
+			started.Done()
+			if _, ok := <-release; !ok {
+				atomic.AddInt64(&released, 1)
+			}
+			exited.Done()
+		}()
+	}
+	started.Wait()
+	time.Sleep(20 * time.Millisecond) // let the last ones reach the receive
+	after := rssBytes()
+	close(release)
+	exited.Wait()
+	if released != int64(n) {
+		fail("%d of %d goroutines released", released, n)
+	}
+	result(name, float64(after-before)/float64(n), "B/goroutine")
+}
+
+// ---- sleep: 100,000 goroutines sleeping 10 ms ------------------------------
+
+func benchSleep() {
+	n := size(nSleep)
+	var wg sync.WaitGroup
+	var early int64
+	start := time.Now()
+	wg.Add(n)
+	for i := 0; i < n; i++ {
+		go func() {
+			t0 := time.Now()
+			time.Sleep(sleepFor)
+			if time.Since(t0) < sleepFor {
+				atomic.AddInt64(&early, 1)
+			}
+			wg.Done()
+		}()
+	}
+	wg.Wait()
+	el := time.Since(start)
+	if early != 0 {
+		fail("%d goroutines woke early", early)
+	}
+	result("sleep", float64(el.Nanoseconds())/1e6, "ms")
+}
+
+// ---- echo: TCP echo over 127.0.0.1 ---------------------------------------
+
+func fillMsg(buf []byte, conn, round int) {
+	for i := range buf {
+		buf[i] = byte(conn*31 + round*7 + i)
+	}
+}
+
+func benchEcho() {
+	rounds := size(echoRT)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		fail("listen: %v", err)
+	}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func(c net.Conn) {
+				buf := make([]byte, 4096)
+				for {
+					k, err := c.Read(buf)
+					if k > 0 {
+						if _, werr := c.Write(buf[:k]); werr != nil {
+							break
+						}
+					}
+					if err != nil {
+						break
+					}
+				}
+				c.Close()
+			}(c)
+		}
+	}()
+	addr := ln.Addr().String()
+	var ready, done sync.WaitGroup
+	var bad int64
+	gate := make(chan struct{})
+	ready.Add(echoConns)
+	done.Add(echoConns)
+	for id := 0; id < echoConns; id++ {
+		go func(id int) {
+			defer done.Done()
+			c, err := net.Dial("tcp", addr)
+			ready.Done()
+			if err != nil {
+				atomic.AddInt64(&bad, 1)
+				return
+			}
+			defer c.Close()
+			<-gate
+			msg := make([]byte, echoMsg)
+			got := make([]byte, echoMsg)
+			for r := 0; r < rounds; r++ {
+				fillMsg(msg, id, r)
+				if _, err := c.Write(msg); err != nil {
+					atomic.AddInt64(&bad, 1)
+					return
+				}
+				if _, err := io.ReadFull(c, got); err != nil || !bytes.Equal(msg, got) {
+					atomic.AddInt64(&bad, 1)
+					return
+				}
+			}
+		}(id)
+	}
+	ready.Wait()
+	start := time.Now()
+	close(gate)
+	done.Wait()
+	el := time.Since(start)
+	ln.Close()
+	if bad != 0 {
+		fail("%d connections failed", bad)
+	}
+	total := float64(echoConns * rounds)
+	result("echo", total/el.Seconds()/1000, "krt/s")
+}
+
+func main() {
+	if len(os.Args) < 3 {
+		fmt.Fprintln(os.Stderr, "usage: bench_go <workload> <workers> [scale]\n"+
+			"workloads: spawn yield pingpong buffered fanout select mutex parked100k parked1m sleep echo")
+		os.Exit(2)
+	}
+	workload = os.Args[1]
+	var err error
+	if workers, err = strconv.Atoi(os.Args[2]); err != nil || workers < 1 {
+		fmt.Fprintln(os.Stderr, "bench_go: workers must be a positive integer")
+		os.Exit(2)
+	}
+	scale = 1
+	if len(os.Args) > 3 {
+		if scale, err = strconv.ParseFloat(os.Args[3], 64); err != nil || scale <= 0 {
+			fmt.Fprintln(os.Stderr, "bench_go: scale must be a positive number")
+			os.Exit(2)
+		}
+	}
+	runtime.GOMAXPROCS(workers)
+	switch workload {
+	case "spawn":
+		benchSpawn()
+	case "yield":
+		benchYield()
+	case "pingpong":
+		benchPingpong()
+	case "buffered":
+		benchBuffered()
+	case "fanout":
+		benchFanout()
+	case "select":
+		benchSelect()
+	case "mutex":
+		benchMutex()
+	case "parked100k":
+		benchParked("parked100k", 100000)
+	case "parked1m":
+		benchParked("parked1m", 1000000)
+	case "sleep":
+		benchSleep()
+	case "echo":
+		benchEcho()
+	default:
+		fmt.Fprintf(os.Stderr, "bench_go: no workload %q\n", workload)
+		os.Exit(2)
+	}
+}
