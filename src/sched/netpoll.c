@@ -1,0 +1,404 @@
+/*
+ * netpoll.c - waiting on descriptors: go_fd_wait and the I/O calls.
+ *
+ * Each descriptor a goroutine waits on gets a poll descriptor (struct pd),
+ * found through a two-level table indexed by the fd number and never
+ * freed (so a stale pointer is always readable).  The first time a
+ * goroutine waits on a descriptor, the runtime makes it non-blocking and
+ * registers it with the backend once, edge-triggered.
+ *
+ * Readiness is remembered: an edge that finds no waiter sets rready or
+ * wready, and the next wait consumes it without a system call (Go's
+ * pdReady).  An edge that finds waiters wakes all those waiting for that
+ * direction (they then retry the I/O; losers see EAGAIN and wait again).
+ * Waiting entries live on the waiting goroutine's stack, linked into the
+ * pd under pd->lock, and are removed by their owner after it resumes.
+ *
+ * go_close wakes every waiter with -EBADF before closing, so no goroutine
+ * sleeps on a number that the kernel is about to reuse.  Descriptors that
+ * goroutines wait on must be closed with go_close (as Go's net.Conn.Close);
+ * a plain close() leaves the pd registered for a number that may be reused.
+ *
+ * Descriptors epoll refuses (regular files) are marked not pollable; they
+ * are always "ready", and the I/O calls run inside go_blocking_begin/end
+ * so that the monitor hands the worker's other goroutines away if the
+ * read blocks (docs/design/handoff.md).
+ *
+ * On a plain thread the calls block as the system calls would: a
+ * non-blocking descriptor is waited for with poll(2).
+ *
+ * Locks: pd->lock (rank after sched.lock; the scheduler never holds it
+ * while taking another).  npwaiters counts entries, so that idle workers
+ * only poll when someone waits.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "netpoll.h"
+#include "runtime.h"
+
+#define PD_CHUNK 1024
+#define PD_CHUNKS 4096 /* up to 4M descriptors */
+
+struct fd_wait {
+    gort_waiter_t *w;
+    uint64_t ticket;
+    int events;
+    struct fd_wait *next;
+};
+
+struct pd {
+    pthread_mutex_t lock;
+    int fd;
+    uint8_t state;           /* lock: PD_NEW, PD_POLLABLE, PD_FILE */
+    bool rready, wready;     /* lock: an edge nobody consumed yet */
+    struct fd_wait *waiters; /* lock */
+};
+enum { PD_NEW = 0, PD_POLLABLE = 1, PD_FILE = 2 };
+
+static struct pd *_Atomic pd_table[PD_CHUNKS];
+static pthread_mutex_t pd_table_lock = PTHREAD_MUTEX_INITIALIZER;
+static _Atomic int npwaiters;
+
+static struct pd *pd_lookup(int fd)
+{
+    struct pd *chunk;
+    if (fd < 0 || fd >= PD_CHUNK * PD_CHUNKS)
+        return NULL;
+    chunk = atomic_load_explicit(&pd_table[fd / PD_CHUNK], memory_order_acquire);
+    if (!chunk) {
+        pthread_mutex_lock(&pd_table_lock);
+        chunk = atomic_load_explicit(&pd_table[fd / PD_CHUNK], memory_order_relaxed);
+        if (!chunk) {
+            chunk = calloc(PD_CHUNK, sizeof *chunk);
+            if (!chunk) {
+                pthread_mutex_unlock(&pd_table_lock);
+                return NULL;
+            }
+            for (int i = 0; i < PD_CHUNK; i++) {
+                pthread_mutex_init(&chunk[i].lock, NULL);
+                chunk[i].fd = fd / PD_CHUNK * PD_CHUNK + i;
+            }
+            /* Release: the initialised chunk, to the acquire above. */
+            atomic_store_explicit(&pd_table[fd / PD_CHUNK], chunk, memory_order_release);
+        }
+        pthread_mutex_unlock(&pd_table_lock);
+    }
+    return &chunk[fd % PD_CHUNK];
+}
+
+/* Registers fd on first use from a goroutine.  pd->lock held. */
+static int pd_prepare(struct pd *pd)
+{
+    int flags, r;
+    if (pd->state != PD_NEW)
+        return 0;
+    flags = fcntl(pd->fd, F_GETFL);
+    if (flags < 0)
+        return -errno;
+    r = gort__np_register(pd->fd, pd);
+    if (r == -EPERM) {
+        pd->state = PD_FILE;
+        return 0;
+    }
+    if (r < 0)
+        return r;
+    if (!(flags & O_NONBLOCK) && fcntl(pd->fd, F_SETFL, flags | O_NONBLOCK) < 0) {
+        r = -errno;
+        gort__np_unregister(pd->fd);
+        return r;
+    }
+    pd->state = PD_POLLABLE;
+    pd->rready = pd->wready = true; /* it may be ready already */
+    return 0;
+}
+
+/* Wakes the waiters for `what` with result r; remembers unconsumed edges.
+   pd->lock held. */
+static int pd_wake(struct pd *pd, int what, int r)
+{
+    int n = 0;
+    bool rw = false, ww = false;
+    for (struct fd_wait *fw = pd->waiters; fw; fw = fw->next) {
+        if (!(fw->events & what))
+            continue;
+        rw |= (fw->events & what & NP_READ) != 0;
+        ww |= (fw->events & what & NP_WRITE) != 0;
+        if (gort__waiter_claim(fw->w, fw->ticket)) {
+            gort__waiter_wake(fw->w, r);
+            n++;
+        }
+    }
+    if ((what & NP_READ) && !rw)
+        pd->rready = true;
+    if ((what & NP_WRITE) && !ww)
+        pd->wready = true;
+    return n;
+}
+
+static _Atomic int netpoll_woken;
+
+static void on_ready(void *token, int what)
+{
+    struct pd *pd = token;
+    pthread_mutex_lock(&pd->lock);
+    atomic_fetch_add_explicit(&netpoll_woken, pd_wake(pd, what, 0), memory_order_relaxed);
+    pthread_mutex_unlock(&pd->lock);
+}
+
+int gort__netpoll(int64_t delay)
+{
+    atomic_store_explicit(&netpoll_woken, 0, memory_order_relaxed);
+    gort__np_wait(delay, on_ready);
+    return atomic_load_explicit(&netpoll_woken, memory_order_relaxed);
+}
+
+void gort__netpoll_init(void)
+{
+    int r = gort__np_open();
+    if (r < 0)
+        gort__fatal("netpoll: cannot create the epoll instance (errno %d)", -r);
+}
+
+void gort__netpoll_break(void) { gort__np_break(); }
+
+bool gort__netpoll_waiters(void)
+{
+    return atomic_load_explicit(&npwaiters, memory_order_relaxed) > 0;
+}
+
+static void pd_unlock(void *arg)
+{
+    pthread_mutex_unlock(&((struct pd *)arg)->lock);
+}
+
+/* Plain threads, and timeout 0: poll(2). */
+static int fd_poll(int fd, int events, int64_t timeout_ns)
+{
+    struct pollfd pfd = {.fd = fd, .events = 0};
+    int64_t deadline = timeout_ns < 0 ? -1 : go_now() + timeout_ns;
+    if (events & GO_READABLE)
+        pfd.events |= POLLIN;
+    if (events & GO_WRITABLE)
+        pfd.events |= POLLOUT;
+    for (;;) {
+        int ms = -1, r;
+        if (deadline >= 0) {
+            int64_t left = deadline - go_now();
+            ms = left <= 0 ? 0 : (int)((left + GO_MS - 1) / GO_MS);
+        }
+        r = poll(&pfd, 1, ms);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
+            return -errno;
+        if (r == 0)
+            return timeout_ns == 0 ? -EAGAIN : -ETIMEDOUT;
+        return (pfd.revents & POLLNVAL) ? -EBADF : 0;
+    }
+}
+
+static int fd_wait_goroutine(struct pd *pd, int events, int64_t timeout_ns)
+{
+    gort_waiter_t *w = gort__waiter_self();
+    struct fd_wait fw = {.w = w, .events = events};
+    int r;
+    pthread_mutex_lock(&pd->lock);
+    r = pd_prepare(pd);
+    if (r < 0 || pd->state == PD_FILE) {
+        pthread_mutex_unlock(&pd->lock);
+        return r < 0 ? r : 0; /* files are always ready */
+    }
+    if ((events & NP_READ) && pd->rready) {
+        pd->rready = false;
+        r = 1;
+    }
+    if ((events & NP_WRITE) && pd->wready) {
+        pd->wready = false;
+        r = 1;
+    }
+    if (r == 1) {
+        pthread_mutex_unlock(&pd->lock);
+        return 0;
+    }
+    fw.ticket = gort__waiter_prepare(w);
+    fw.next = pd->waiters;
+    pd->waiters = &fw;
+    atomic_fetch_add_explicit(&npwaiters, 1, memory_order_relaxed);
+    r = gort__waiter_park(w, pd_unlock, pd, timeout_ns < 0 ? GO_FOREVER : go_now() + timeout_ns);
+    pthread_mutex_lock(&pd->lock);
+    for (struct fd_wait **pp = &pd->waiters; *pp; pp = &(*pp)->next) {
+        if (*pp == &fw) {
+            *pp = fw.next;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&pd->lock);
+    atomic_fetch_sub_explicit(&npwaiters, 1, memory_order_relaxed);
+    return r;
+}
+
+int go_fd_wait(int fd, int events, int64_t timeout_ns)
+{
+    struct pd *pd;
+    int saved = errno, r;
+    if (fd < 0)
+        return -EBADF;
+    if (!(events & (GO_READABLE | GO_WRITABLE)) || (events & ~(GO_READABLE | GO_WRITABLE)))
+        return -EINVAL;
+    gort__init();
+    if (timeout_ns == 0 || !gort__in_goroutine()) {
+        r = fd_poll(fd, events, timeout_ns);
+    } else if ((pd = pd_lookup(fd)) == NULL) {
+        r = -ENOMEM;
+    } else {
+        r = fd_wait_goroutine(pd, events, timeout_ns);
+    }
+    errno = saved;
+    return r;
+}
+
+/* Prepares fd for goroutine I/O; returns its pd or NULL on a plain thread.
+   *err gets a negative errno on failure. */
+static struct pd *io_begin(int fd, int *err)
+{
+    struct pd *pd;
+    *err = 0;
+    gort__init();
+    if (!gort__in_goroutine())
+        return NULL;
+    pd = pd_lookup(fd);
+    if (!pd) {
+        *err = fd < 0 ? -EBADF : -ENOMEM;
+        return NULL;
+    }
+    pthread_mutex_lock(&pd->lock);
+    *err = pd_prepare(pd);
+    pthread_mutex_unlock(&pd->lock);
+    return pd;
+}
+
+/* After EAGAIN: wait until fd is ready for `events`. */
+static int io_wait(struct pd *pd, int fd, int events)
+{
+    if (pd)
+        return fd_wait_goroutine(pd, events, GO_FOREVER);
+    return fd_poll(fd, events, GO_FOREVER);
+}
+
+ssize_t go_read(int fd, void *buf, size_t n)
+{
+    int err;
+    struct pd *pd = io_begin(fd, &err);
+    bool file = pd && pd->state == PD_FILE;
+    if (err)
+        return err;
+    for (;;) {
+        ssize_t r;
+        if (file)
+            go_blocking_begin();
+        r = read(fd, buf, n);
+        if (file)
+            go_blocking_end();
+        if (r >= 0)
+            return r;
+        if (errno == EINTR)
+            continue;
+        if (errno != EAGAIN && errno != EWOULDBLOCK)
+            return -errno;
+        if ((err = io_wait(pd, fd, GO_READABLE)) < 0)
+            return err;
+    }
+}
+
+ssize_t go_write(int fd, const void *buf, size_t n)
+{
+    int err;
+    struct pd *pd = io_begin(fd, &err);
+    bool file = pd && pd->state == PD_FILE;
+    size_t done = 0;
+    if (err)
+        return err;
+    while (done < n) {
+        ssize_t r;
+        if (file)
+            go_blocking_begin();
+        r = write(fd, (const char *)buf + done, n - done);
+        if (file)
+            go_blocking_end();
+        if (r >= 0) {
+            done += (size_t)r;
+            continue;
+        }
+        if (errno == EINTR)
+            continue;
+        if (errno != EAGAIN && errno != EWOULDBLOCK)
+            return -errno;
+        if ((err = io_wait(pd, fd, GO_WRITABLE)) < 0)
+            return err;
+    }
+    return (ssize_t)n;
+}
+
+int go_accept(int fd, struct sockaddr *addr, socklen_t *len)
+{
+    int err;
+    struct pd *pd = io_begin(fd, &err);
+    if (err)
+        return err;
+    for (;;) {
+        int r = accept(fd, addr, len);
+        if (r >= 0)
+            return r;
+        if (errno == EINTR || errno == ECONNABORTED)
+            continue;
+        if (errno != EAGAIN && errno != EWOULDBLOCK)
+            return -errno;
+        if ((err = io_wait(pd, fd, GO_READABLE)) < 0)
+            return err;
+    }
+}
+
+int go_connect(int fd, const struct sockaddr *addr, socklen_t len)
+{
+    int err, soerr = 0;
+    socklen_t sl = sizeof soerr;
+    struct pd *pd = io_begin(fd, &err);
+    if (err)
+        return err;
+    if (connect(fd, addr, len) == 0)
+        return 0;
+    if (errno != EINPROGRESS && errno != EINTR && errno != EAGAIN)
+        return -errno;
+    if ((err = io_wait(pd, fd, GO_WRITABLE)) < 0)
+        return err;
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0)
+        return -errno;
+    return soerr ? -soerr : 0;
+}
+
+int go_close(int fd)
+{
+    struct pd *pd;
+    int saved = errno, r;
+    if (fd < 0)
+        return -EBADF;
+    gort__init();
+    pd = pd_lookup(fd);
+    if (pd) {
+        pthread_mutex_lock(&pd->lock);
+        pd_wake(pd, NP_READ | NP_WRITE, -EBADF);
+        if (pd->state == PD_POLLABLE)
+            gort__np_unregister(fd);
+        pd->state = PD_NEW;
+        pd->rready = pd->wready = false;
+        pthread_mutex_unlock(&pd->lock);
+    }
+    r = close(fd) == 0 ? 0 : -errno;
+    errno = saved;
+    return r;
+}
