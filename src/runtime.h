@@ -55,6 +55,7 @@ struct gort_stack {
 struct gort_stack *gort__stack_alloc(void);
 void gort__stack_release(struct gort_stack *s, bool deep);
 void gort__stack_trim(struct gort_stack *s);
+void gort__stack_scavenge(void);             /* monitor: background trim/unmap */
 bool gort__stack_canary_ok(const struct gort_stack *s);
 void gort__stack_check(struct gort_g *g);        /* canary stacks: dies on overflow */
 size_t gort__stack_limit(void);              /* effective GORT_STACK_MAX */

@@ -74,8 +74,13 @@ static struct {
     long mprotect_budget;  /* stacks allowed an mprotect guard */
     _Atomic long nmprotect;
     pthread_mutex_t pool_lock;
-    struct gort_stack *pool;   /* pool_lock */
+    struct gort_stack *pool;   /* pool_lock: trimmed (or never deep) */
+    struct gort_stack *dirty;  /* pool_lock: may hold deep pages, released
+                                  since the last scavenge */
+    struct gort_stack *dirty_old; /* pool_lock: ... and before it */
     size_t npool;              /* pool_lock */
+    uint64_t pool_allocs;      /* pool_lock: allocations from the pools */
+    uint64_t scavenge_seen;    /* monitor only */
     struct gort_stack *chunk;  /* pool_lock: unused stacks of the last chunk */
     struct sigaction old_segv;
     struct sigaction old_bus;
@@ -237,10 +242,17 @@ static struct gort_stack *stack_new(void)
 {
     struct gort_stack *s;
     pthread_mutex_lock(&st.pool_lock);
-    s = st.pool;
-    if (s) {
+    /* Dirty stacks first: their pages are committed, so reuse is free. */
+    if ((s = st.dirty) != NULL) {
+        st.dirty = s->next;
+    } else if ((s = st.dirty_old) != NULL) {
+        st.dirty_old = s->next;
+    } else if ((s = st.pool) != NULL) {
         st.pool = s->next;
         st.npool--;
+    }
+    if (s) {
+        st.pool_allocs++;
         pthread_mutex_unlock(&st.pool_lock);
         return s;
     }
@@ -284,30 +296,82 @@ static void stack_unmap(struct gort_stack *s)
     munmap((void *)s->lo, st.map_size);
 }
 
+/*
+ * A stack whose goroutine may have grown it deep goes to the global dirty
+ * list, never to a P cache, so that the monitor can give its pages back in
+ * the background (gort__stack_scavenge) instead of this hot path paying
+ * for an madvise.  The pools are unbounded here; the scavenger unmaps
+ * what stays unused.
+ */
 void gort__stack_release(struct gort_stack *s, bool deep)
 {
     struct gort_m *m = gort__m_self();
     struct gort_p *p = m ? m->p : NULL;
-    if (deep)
-        gort__stack_trim(s);
     if (s->guard == GUARD_CANARY && !gort__stack_canary_ok(s))
         write_canary(s);
-    if (p && p->nstack_cache < P_CACHE_MAX) {
+    if (!deep && p && p->nstack_cache < P_CACHE_MAX) {
         s->next = p->stack_cache;
         p->stack_cache = s;
         p->nstack_cache++;
         return;
     }
+    s->dirty = deep;
     pthread_mutex_lock(&st.pool_lock);
-    if (st.npool < POOL_MAX) {
+    if (deep) {
+        s->next = st.dirty;
+        st.dirty = s;
+    } else {
         s->next = st.pool;
         st.pool = s;
         st.npool++;
-        s = NULL;
     }
     pthread_mutex_unlock(&st.pool_lock);
-    if (s)
+}
+
+/*
+ * Called by the monitor every ~100 ms.  A dirty stack that stayed unused
+ * in the pool for a whole period is trimmed (one that is reused at once
+ * never costs an madvise: its committed pages are exactly what the next
+ * goroutine wants).  When the pools went unused for a period, clean stacks
+ * beyond POOL_MAX are unmapped, a batch at a time (Go's scavenger, in
+ * miniature).
+ */
+void gort__stack_scavenge(void)
+{
+    struct gort_stack *batch, *s;
+    bool idle;
+    int n = 0;
+    pthread_mutex_lock(&st.pool_lock);
+    idle = st.pool_allocs == st.scavenge_seen;
+    st.scavenge_seen = st.pool_allocs;
+    batch = st.dirty_old;
+    st.dirty_old = st.dirty;
+    st.dirty = NULL;
+    pthread_mutex_unlock(&st.pool_lock);
+    for (s = batch; s; s = s->next)
+        gort__stack_trim(s);
+    pthread_mutex_lock(&st.pool_lock);
+    while (batch) {
+        s = batch;
+        batch = s->next;
+        s->next = st.pool;
+        st.pool = s;
+        st.npool++;
+    }
+    while (idle && st.npool > POOL_MAX && n < 4096) {
+        s = st.pool;
+        st.pool = s->next;
+        st.npool--;
+        s->next = batch;
+        batch = s;
+        n++;
+    }
+    pthread_mutex_unlock(&st.pool_lock);
+    while (batch) {
+        s = batch;
+        batch = s->next;
         stack_unmap(s);
+    }
 }
 
 /* ---- overflow detection --------------------------------------------- */

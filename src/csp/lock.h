@@ -40,14 +40,14 @@
  *   GORT_RANK_SEMA    nothing (leaf)                  sema.c semacquire/release
  *   GORT_RANK_NOTIFY  nothing (leaf)                  sema.c notify lists
  *
- * None of these locks is held while calling into the scheduler except
- * gort__waiter_prepare / gort__waiter_claim (atomic operations on the
- * waiter word) and gort__waiter_park, whose commit callback releases them.
- * gort__waiter_wake is always called after they are released.
- *
- * The scheduler's own locks must therefore rank below all of these only if
- * park's commit could take them while ours are held: it does not, so the
- * two tables are independent.
+ * While one of these locks is held, the CSP layer calls into the scheduler
+ * only through gort__waiter_prepare and gort__waiter_claim (atomic
+ * operations on the waiter word) and gort__waiter_park, whose commit
+ * callback releases them; gort__waiter_wake is always called after they
+ * are released.  Park itself, between the switch and our commit, arms the
+ * deadline timer under the P's timer lock while our locks are still held,
+ * so the scheduler's timer lock ranks above all of ours; the timer's
+ * callback only claims and wakes, and never takes a lock of this table.
  */
 #ifndef GORT_CSP_LOCK_H
 #define GORT_CSP_LOCK_H

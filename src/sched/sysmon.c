@@ -31,6 +31,9 @@
  * spare list and parks as a spare M.  Threads are bounded by
  * GORT_MAXTHREADS (default 10,000, as in Go), past which newm panics.
  *
+ * The monitor also runs the stack scavenger every 100 ms (stack.c), so
+ * that giving pages back never costs a goroutine's hot path.
+ *
  * Memory ordering: `retire` is set with a CAS (one winner between the
  * monitor and go_maxprocs); the owner reads it relaxed at each switch, so
  * it may run a few more goroutines on the retired P before noticing:
@@ -46,6 +49,7 @@
 #define STUCK_THRESHOLD_NS (10 * GO_MS)
 #define MIN_DELAY_NS (20 * GO_US)
 #define MAX_DELAY_NS (10 * GO_MS)
+#define SCAVENGE_PERIOD_NS (100 * GO_MS)
 
 void go_blocking_begin(void)
 {
@@ -148,13 +152,17 @@ static bool retake(int64_t now, uint64_t nowtick)
 
 static void *sysmon(void *arg)
 {
-    int64_t delay = MIN_DELAY_NS;
+    int64_t delay = MIN_DELAY_NS, last_scavenge = go_now();
     int idle = 0;
     (void)arg;
     for (;;) {
         struct timespec ts = {.tv_sec = 0, .tv_nsec = delay};
         while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
             ;
+        if (go_now() - last_scavenge > SCAVENGE_PERIOD_NS) {
+            gort__stack_scavenge();
+            last_scavenge = go_now();
+        }
         if (retake(go_now(), gort__tick())) {
             idle = 0;
             delay = MIN_DELAY_NS;
