@@ -109,12 +109,15 @@ void gort__unlock_slow(gort_lock_t *l)
  * a park, so a lock is always released on the thread that took it (a park
  * commit runs on the parking thread).
  */
-enum { MAX_HELD = 32 };
+enum { MAX_HELD = 16 };
 
-/* Owner thread only. */
+/* Owner thread only.  One entry per rank level held; a "multi" rank (the
+ * channel locks of a select, any number of them) is one entry with a
+ * count and the highest address taken so far. */
 static __thread struct {
-    gort_lock_t *lock;
     int rank;
+    int count;
+    gort_lock_t *last;
 } held[MAX_HELD];
 static __thread int nheld;
 
@@ -123,47 +126,53 @@ static _Noreturn void rank_violation(const char *what, gort_lock_t *l, int rank)
     fprintf(stderr, "fatal error: lock rank violation: %s (lock %p rank %d",
             what, (void *)l, rank);
     if (nheld > 0)
-        fprintf(stderr, ", holding %p rank %d", (void *)held[nheld - 1].lock,
-                held[nheld - 1].rank);
+        fprintf(stderr, ", holding %d lock(s) of rank %d, last %p",
+                held[nheld - 1].count, held[nheld - 1].rank,
+                (void *)held[nheld - 1].last);
     fprintf(stderr, ")\n");
     abort();
 }
 
 __attribute__((noinline)) void gort__lockrank_acquire(gort_lock_t *l, int rank)
 {
-    if (nheld == MAX_HELD)
-        rank_violation("too many locks held", l, rank);
     if (nheld > 0) {
         int top = held[nheld - 1].rank;
-        gort_lock_t *topl = held[nheld - 1].lock;
 
         if (rank < top)
             rank_violation("taken after a higher rank", l, rank);
-        if (rank == top && (rank != GORT_RANK_CHAN || l <= topl))
-            rank_violation("same rank out of address order", l, rank);
-    }
-    held[nheld].lock = l;
-    held[nheld].rank = rank;
-    nheld++;
-}
-
-__attribute__((noinline)) void gort__lockrank_release(gort_lock_t *l)
-{
-    for (int i = nheld - 1; i >= 0; i--) {
-        if (held[i].lock == l) {
-            for (int j = i; j < nheld - 1; j++)
-                held[j] = held[j + 1];
-            nheld--;
+        if (rank == top) {
+            if (rank != GORT_RANK_CHAN || l <= held[nheld - 1].last)
+                rank_violation("same rank out of address order", l, rank);
+            held[nheld - 1].count++;
+            held[nheld - 1].last = l;
             return;
         }
     }
-    rank_violation("release of a lock not held by this thread", l, 0);
+    if (nheld == MAX_HELD)
+        rank_violation("too many lock ranks held", l, rank);
+    held[nheld].rank = rank;
+    held[nheld].count = 1;
+    held[nheld].last = l;
+    nheld++;
+}
+
+/* Locks are released in the reverse order of their ranks (a select may
+ * release its channel locks in any order among themselves). */
+__attribute__((noinline)) void gort__lockrank_release(gort_lock_t *l)
+{
+    if (nheld == 0)
+        rank_violation("release of a lock not held by this thread", l, 0);
+    if (held[nheld - 1].count == 1 && held[nheld - 1].last != l
+        && held[nheld - 1].rank != GORT_RANK_CHAN)
+        rank_violation("release out of order", l, held[nheld - 1].rank);
+    if (--held[nheld - 1].count == 0)
+        nheld--;
 }
 
 __attribute__((noinline)) void gort__lockrank_assert_none(void)
 {
     if (nheld != 0)
-        rank_violation("lock held across a park", held[nheld - 1].lock,
+        rank_violation("lock held across a park", held[nheld - 1].last,
                        held[nheld - 1].rank);
 }
 #endif
