@@ -48,6 +48,7 @@ struct fd_wait {
     gort_waiter_t *w;
     uint64_t ticket;
     int events;
+    bool level;          /* go_fd_wait: does not consume the edge */
     struct fd_wait *next;
 };
 
@@ -126,8 +127,12 @@ static int pd_wake(struct pd *pd, int what, int r)
     for (struct fd_wait *fw = pd->waiters; fw; fw = fw->next) {
         if (!(fw->events & what))
             continue;
-        rw |= (fw->events & what & NP_READ) != 0;
-        ww |= (fw->events & what & NP_WRITE) != 0;
+        /* A go_fd_wait caller reads nothing: the edge stays remembered for
+           an I/O call that saw EAGAIN and is about to wait. */
+        if (!fw->level) {
+            rw |= (fw->events & what & NP_READ) != 0;
+            ww |= (fw->events & what & NP_WRITE) != 0;
+        }
         if (gort__waiter_claim(fw->w, fw->ticket)) {
             gort__waiter_wake(fw->w, r);
             n++;
@@ -202,34 +207,59 @@ static int fd_poll(int fd, int events, int64_t timeout_ns)
     }
 }
 
-static int fd_wait_goroutine(struct pd *pd, int events, int64_t timeout_ns)
+/*
+ * Waits in a goroutine until fd is ready for `events` or the deadline
+ * (absolute, or GO_FOREVER) passes.
+ *
+ * Edge mode (the I/O calls, right after EAGAIN): a remembered edge is
+ * consumed without a system call; at worst it is stale and the caller's
+ * retry sees EAGAIN again.
+ *
+ * Level mode (go_fd_wait, whose 0 promises readiness now): remembered
+ * edges say nothing about now (the data may have been read since, and a
+ * fresh registration remembers both directions), so ask the kernel with a
+ * zero-timeout poll, under pd->lock so that any later edge, which needs
+ * the lock to wake anyone, finds this goroutine among the waiters.  An
+ * edge that wakes it may have been queued before that poll: poll again.
+ */
+static int fd_wait_goroutine(struct pd *pd, int events, int64_t deadline, bool level)
 {
     gort_waiter_t *w = gort__waiter_self();
-    struct fd_wait fw = {.w = w, .events = events};
+    struct fd_wait fw = {.w = w, .events = events, .level = level};
     int r;
+again:
     pthread_mutex_lock(&pd->lock);
     r = pd_prepare(pd);
     if (r < 0 || pd->state == PD_FILE) {
         pthread_mutex_unlock(&pd->lock);
         return r < 0 ? r : 0; /* files are always ready */
     }
-    if ((events & NP_READ) && pd->rready) {
-        pd->rready = false;
-        r = 1;
-    }
-    if ((events & NP_WRITE) && pd->wready) {
-        pd->wready = false;
-        r = 1;
-    }
-    if (r == 1) {
-        pthread_mutex_unlock(&pd->lock);
-        return 0;
+    if (level) {
+        r = fd_poll(pd->fd, events, 0);
+        if (r != -EAGAIN) {
+            pthread_mutex_unlock(&pd->lock);
+            return r;
+        }
+        r = 0;
+    } else {
+        if ((events & NP_READ) && pd->rready) {
+            pd->rready = false;
+            r = 1;
+        }
+        if ((events & NP_WRITE) && pd->wready) {
+            pd->wready = false;
+            r = 1;
+        }
+        if (r == 1) {
+            pthread_mutex_unlock(&pd->lock);
+            return 0;
+        }
     }
     fw.ticket = gort__waiter_prepare(w);
     fw.next = pd->waiters;
     pd->waiters = &fw;
     atomic_fetch_add_explicit(&npwaiters, 1, memory_order_relaxed);
-    r = gort__waiter_park(w, pd_unlock, pd, timeout_ns < 0 ? GO_FOREVER : go_now() + timeout_ns);
+    r = gort__waiter_park(w, pd_unlock, pd, deadline);
     pthread_mutex_lock(&pd->lock);
     for (struct fd_wait **pp = &pd->waiters; *pp; pp = &(*pp)->next) {
         if (*pp == &fw) {
@@ -239,6 +269,8 @@ static int fd_wait_goroutine(struct pd *pd, int events, int64_t timeout_ns)
     }
     pthread_mutex_unlock(&pd->lock);
     atomic_fetch_sub_explicit(&npwaiters, 1, memory_order_relaxed);
+    if (level && r == 0)
+        goto again;
     return r;
 }
 
@@ -256,7 +288,8 @@ int go_fd_wait(int fd, int events, int64_t timeout_ns)
     } else if ((pd = pd_lookup(fd)) == NULL) {
         r = -ENOMEM;
     } else {
-        r = fd_wait_goroutine(pd, events, timeout_ns);
+        r = fd_wait_goroutine(pd, events, timeout_ns < 0 ? GO_FOREVER : go_now() + timeout_ns,
+                              true);
     }
     errno = saved;
     return r;
@@ -286,7 +319,7 @@ static struct pd *io_begin(int fd, int *err)
 static int io_wait(struct pd *pd, int fd, int events)
 {
     if (pd)
-        return fd_wait_goroutine(pd, events, GO_FOREVER);
+        return fd_wait_goroutine(pd, events, GO_FOREVER, false);
     return fd_poll(fd, events, GO_FOREVER);
 }
 
@@ -389,16 +422,23 @@ int go_close(int fd)
         return -EBADF;
     gort__init();
     pd = pd_lookup(fd);
-    if (pd) {
-        pthread_mutex_lock(&pd->lock);
-        pd_wake(pd, NP_READ | NP_WRITE, -EBADF);
-        if (pd->state == PD_POLLABLE)
-            gort__np_unregister(fd);
-        pd->state = PD_NEW;
-        pd->rready = pd->wready = false;
-        pthread_mutex_unlock(&pd->lock);
+    if (!pd) {
+        r = close(fd) == 0 ? 0 : -errno;
+        errno = saved;
+        return r;
     }
+    /* close() under pd->lock: a goroutine that saw EAGAIN just before
+       must not re-register the descriptor and park between our wake-up and
+       the close (it would sleep forever); after the close, pd_prepare
+       fails with EBADF. */
+    pthread_mutex_lock(&pd->lock);
+    pd_wake(pd, NP_READ | NP_WRITE, -EBADF);
+    if (pd->state == PD_POLLABLE)
+        gort__np_unregister(fd);
+    pd->state = PD_NEW;
+    pd->rready = pd->wready = false;
     r = close(fd) == 0 ? 0 : -errno;
+    pthread_mutex_unlock(&pd->lock);
     errno = saved;
     return r;
 }
