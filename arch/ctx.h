@@ -22,6 +22,9 @@
 #ifndef __ASSEMBLER__
 #include <stddef.h>
 #include <stdint.h>
+#if defined(GORT_ASAN)
+void __asan_unpoison_memory_region(void const volatile *addr, size_t size);
+#endif
 #endif
 
 #if defined(__x86_64__)
@@ -91,6 +94,13 @@ static inline void *gort__ctx_make(void *top, void (*entry)(void *), void *arg)
 {
     uintptr_t t = (uintptr_t)top & ~(uintptr_t)15;
     struct gort_ctx_frame *f;
+#if defined(GORT_ASAN)
+    /* A reused stack may still carry the redzones of frames that never
+       returned (a goroutine that exited from deep down); the new context's
+       frames re-poison their own on entry, but this frame is written
+       here. */
+    __asan_unpoison_memory_region((void *)(t - 256), 256);
+#endif
 #if defined(__x86_64__)
     /* After the frame is popped and `ret` taken, rsp = t - 16: 16-aligned,
        as a `call` from the trampoline needs.  The 16 bytes above stay 0, a
