@@ -323,6 +323,11 @@ static void test_mutex_starvation(void **state)
                  (long long)worst);
 }
 
+static void unlock_it(void *m)
+{
+    go_mutex_unlock(m);
+}
+
 static void test_mutex_unlock_by_another(void **state)
 {
     static go_mutex_t m = GO_MUTEX_INIT;
@@ -330,7 +335,7 @@ static void test_mutex_unlock_by_another(void **state)
     (void)state;
     /* Not owned, as in Go: the unlock may come from anywhere. */
     go_mutex_lock(&m);
-    spawn_thread(NULL, (void (*)(void *))go_mutex_unlock, &m);
+    spawn_thread(NULL, unlock_it, &m);
     go_mutex_lock(&m);
     go_mutex_unlock(&m);
 }
@@ -579,10 +584,12 @@ static void test_cond_signal(void **state)
     struct cs s = {GO_MUTEX_INIT, GO_COND_INIT, chan_make(0, 2),
                    chan_make(0, 2), false, 0};
     int n = 2;
+    wg_t wg = WG_INIT;
 
     (void)state;
-    spawn(NULL, cond_waiter, &s);
-    spawn_thread(NULL, cond_waiter, &s);
+    /* Joined before returning: a waiter unlocks s.m after it reports. */
+    spawn(&wg, cond_waiter, &s);
+    spawn_thread(&wg, cond_waiter, &s);
     for (int i = 0; i < n; i++)
         assert_true(chan_recv(s.running, NULL));
     while (n > 0) {
@@ -596,6 +603,7 @@ static void test_cond_signal(void **state)
         n--;
     }
     go_cond_signal(&s.c);
+    wg_wait(&wg);
     chan_free(s.running);
     chan_free(s.awake);
 }
@@ -622,11 +630,12 @@ static void test_cond_signal_generations(void **state)
     struct cs s = {GO_MUTEX_INIT, GO_COND_INIT, chan_make(0, N),
                    chan_make(sizeof(int), N), false, 0};
     struct gen g[N];
+    wg_t wg = WG_INIT;
 
     (void)state;
     for (int i = 0; i < N; i++) {
         g[i] = (struct gen){&s, i};
-        spawn(NULL, cond_gen_waiter, &g[i]);
+        spawn(&wg, cond_gen_waiter, &g[i]);
         if (i > 0) {
             int a = -1;
             assert_true(chan_recv(s.awake, &a));
@@ -640,6 +649,7 @@ static void test_cond_signal_generations(void **state)
     int a = -1;
     assert_true(chan_recv(s.awake, &a));
     assert_int_equal(a, N - 1);
+    wg_wait(&wg);
     chan_free(s.running);
     chan_free(s.awake);
 }
