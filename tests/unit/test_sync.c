@@ -896,6 +896,16 @@ struct errno_sync {
     int bad;
 };
 
+/* errno through a call the compiler cannot fold: errno's address is
+ * thread-local and __errno_location() is declared const, so an inlined
+ * read after a park could read the previous thread's errno (API.md). */
+__attribute__((noinline)) static int errno_now(void)
+{
+    int *p = &errno;
+    __asm__ __volatile__("" : "+r"(p));
+    return *p;
+}
+
 static void errno_locker(void *p)
 {
     struct errno_sync *e = p;
@@ -906,7 +916,7 @@ static void errno_locker(void *p)
         if (i % 10 == 0)
             go_yield();
         go_mutex_unlock(&e->m);
-        if (errno != 31337)
+        if (errno_now() != 31337)
             e->bad++;
     }
 }
