@@ -34,6 +34,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -53,7 +54,9 @@ struct fd_wait {
 };
 
 struct pd {
-    pthread_mutex_t lock;
+    _Atomic uint32_t lock;   /* pd_lock(): held across a park until the
+                                commit on the next context, so it must not
+                                be a mutex that checks its owner thread */
     int fd;
     uint8_t state;           /* lock: PD_NEW, PD_POLLABLE, PD_FILE */
     bool rready, wready;     /* lock: an edge nobody consumed yet */
@@ -64,6 +67,25 @@ enum { PD_NEW = 0, PD_POLLABLE = 1, PD_FILE = 2 };
 static struct pd *_Atomic pd_table[PD_CHUNKS];
 static pthread_mutex_t pd_table_lock = PTHREAD_MUTEX_INITIALIZER;
 static _Atomic int npwaiters;
+
+static void pd_lock(struct pd *pd)
+{
+    unsigned spins = 0;
+    /* Acquire: pairs with the release in pd_release. */
+    while (atomic_exchange_explicit(&pd->lock, 1, memory_order_acquire)) {
+        while (atomic_load_explicit(&pd->lock, memory_order_relaxed)) {
+            if (++spins < 64)
+                gort__procyield(8);
+            else
+                sched_yield(); /* the holder may have been preempted */
+        }
+    }
+}
+
+static void pd_release(struct pd *pd)
+{
+    atomic_store_explicit(&pd->lock, 0, memory_order_release);
+}
 
 static struct pd *pd_lookup(int fd)
 {
@@ -81,7 +103,6 @@ static struct pd *pd_lookup(int fd)
                 return NULL;
             }
             for (int i = 0; i < PD_CHUNK; i++) {
-                pthread_mutex_init(&chunk[i].lock, NULL);
                 chunk[i].fd = fd / PD_CHUNK * PD_CHUNK + i;
             }
             /* Release: the initialised chunk, to the acquire above. */
@@ -150,9 +171,9 @@ static _Atomic int netpoll_woken;
 static void on_ready(void *token, int what)
 {
     struct pd *pd = token;
-    pthread_mutex_lock(&pd->lock);
+    pd_lock(pd);
     atomic_fetch_add_explicit(&netpoll_woken, pd_wake(pd, what, 0), memory_order_relaxed);
-    pthread_mutex_unlock(&pd->lock);
+    pd_release(pd);
 }
 
 int gort__netpoll(int64_t delay)
@@ -178,7 +199,7 @@ bool gort__netpoll_waiters(void)
 
 static void pd_unlock(void *arg)
 {
-    pthread_mutex_unlock(&((struct pd *)arg)->lock);
+    pd_release(arg);
 }
 
 /* Plain threads, and timeout 0: poll(2). */
@@ -228,16 +249,16 @@ static int fd_wait_goroutine(struct pd *pd, int events, int64_t deadline, bool l
     struct fd_wait fw = {.w = w, .events = events, .level = level};
     int r;
 again:
-    pthread_mutex_lock(&pd->lock);
+    pd_lock(pd);
     r = pd_prepare(pd);
     if (r < 0 || pd->state == PD_FILE) {
-        pthread_mutex_unlock(&pd->lock);
+        pd_release(pd);
         return r < 0 ? r : 0; /* files are always ready */
     }
     if (level) {
         r = fd_poll(pd->fd, events, 0);
         if (r != -EAGAIN) {
-            pthread_mutex_unlock(&pd->lock);
+            pd_release(pd);
             return r;
         }
         r = 0;
@@ -251,7 +272,7 @@ again:
             r = 1;
         }
         if (r == 1) {
-            pthread_mutex_unlock(&pd->lock);
+            pd_release(pd);
             return 0;
         }
     }
@@ -260,14 +281,14 @@ again:
     pd->waiters = &fw;
     atomic_fetch_add_explicit(&npwaiters, 1, memory_order_relaxed);
     r = gort__waiter_park(w, pd_unlock, pd, deadline);
-    pthread_mutex_lock(&pd->lock);
+    pd_lock(pd);
     for (struct fd_wait **pp = &pd->waiters; *pp; pp = &(*pp)->next) {
         if (*pp == &fw) {
             *pp = fw.next;
             break;
         }
     }
-    pthread_mutex_unlock(&pd->lock);
+    pd_release(pd);
     atomic_fetch_sub_explicit(&npwaiters, 1, memory_order_relaxed);
     if (level && r == 0)
         goto again;
@@ -291,7 +312,7 @@ int go_fd_wait(int fd, int events, int64_t timeout_ns)
         r = fd_wait_goroutine(pd, events, timeout_ns < 0 ? GO_FOREVER : go_now() + timeout_ns,
                               true);
     }
-    errno = saved;
+    gort__errno_set(saved); /* we may be on another thread now */
     return r;
 }
 
@@ -309,9 +330,9 @@ static struct pd *io_begin(int fd, int *err)
         *err = fd < 0 ? -EBADF : -ENOMEM;
         return NULL;
     }
-    pthread_mutex_lock(&pd->lock);
+    pd_lock(pd);
     *err = pd_prepare(pd);
-    pthread_mutex_unlock(&pd->lock);
+    pd_release(pd);
     return pd;
 }
 
@@ -431,14 +452,14 @@ int go_close(int fd)
        must not re-register the descriptor and park between our wake-up and
        the close (it would sleep forever); after the close, pd_prepare
        fails with EBADF. */
-    pthread_mutex_lock(&pd->lock);
+    pd_lock(pd);
     pd_wake(pd, NP_READ | NP_WRITE, -EBADF);
     if (pd->state == PD_POLLABLE)
         gort__np_unregister(fd);
     pd->state = PD_NEW;
     pd->rready = pd->wready = false;
     r = close(fd) == 0 ? 0 : -errno;
-    pthread_mutex_unlock(&pd->lock);
+    pd_release(pd);
     errno = saved;
     return r;
 }
