@@ -62,14 +62,15 @@ gort_csp_example(fan_in fan_in
   FAIL "in order: NO")
 
 # parse -> square -> main: the squares in input order; the out-of-range
-# input is rejected (errno read before the next park), so the sum is 650.
+# input is rejected, so there are 12 and they sum to 650.  (With errno read
+# through an address cached across a park, it got through as LONG_MAX,
+# whose square is 1 modulo 2^64: 13 squares, sum 651.)
 set(_csp_pipeline "")
 foreach(n 1 4 9 16 25 36 49 64 81 100 121 144)
   string(APPEND _csp_pipeline "main: received ${n}\n.*")
 endforeach()
 gort_csp_example(pipeline pipeline
-  PASS "${_csp_pipeline}pipeline: 12 squares, sum 650"
-  FAIL "received 9223372036854775807")
+  PASS "${_csp_pipeline}pipeline: 12 squares, sum 650")
 
 # Three workers, a WaitGroup, results closed after wg_wait: 1² + ... + 12².
 gort_csp_example(worker_pool worker_pool

@@ -7,7 +7,7 @@
  * sends to the channel after it; none of them shares memory with another.
  * This is the pipeline of the Go blog's "Go Concurrency Patterns:
  * Pipelines and cancellation", with one more stage in front that parses
- * text, so that it can show how to read errno in a goroutine.
+ * text, so that it can show how to read errno safely in a goroutine.
  *
  * The rules every stage follows:
  *   - a stage closes its *outbound* channel when it is done sending: the
@@ -40,24 +40,42 @@ struct stage {
     wg_t *wg; /* done when the stage has returned */
 };
 
+/*
+ * Parses s as a decimal long into *out: 0, or an errno value.
+ *
+ * Why errno is read in a function of its own, marked noinline: the loop in
+ * parse() parks in long_chan_send and may resume on another thread, while
+ * errno is a per-thread variable whose address comes from
+ * __errno_location(), a function declared `const`.  If strtol were called
+ * in that loop, the compiler could (and gcc -O2 does) look errno's address
+ * up once before the loop and keep it in a register across the park: from
+ * the second thread on, `errno = 0` and the check would touch the first
+ * thread's errno while strtol set the current one, and the out-of-range
+ * input below would get through as LONG_MAX.  A call that is not inlined
+ * and does not park looks the address up on the thread it runs on.
+ */
+static __attribute__((noinline)) int parse_long(const char *s, long *out)
+{
+    char *end;
+    errno = 0;
+    *out = strtol(s, &end, 10);
+    if (errno != 0)
+        return errno;
+    return end != s && *end == '\0' ? 0 : EINVAL;
+}
+
 /* Stage 1: text to numbers. */
 static void parse(void *arg)
 {
     struct stage *s = arg;
     for (size_t i = 0; i < NINPUT; i++) {
-        char *end;
-        errno = 0;
-        long v = strtol(input[i], &end, 10);
-        /* Read errno right away, before any call that can park: after a
-         * park this goroutine may run on another thread, and the compiler
-         * may still hold the address of the old thread's errno. */
-        int err = errno;
-        if (err != 0 || *end != '\0') {
-            printf("parse: skipping \"%s\": %s\n", input[i],
-                   err ? strerror(err) : "not a number");
+        long v;
+        int err = parse_long(input[i], &v);
+        if (err != 0) {
+            printf("parse: skipping \"%s\": %s\n", input[i], strerror(err));
             continue;
         }
-        long_chan_send(s->out, v); /* may park until square receives */
+        long_chan_send(s->out, v); /* may park, and resume on another thread */
     }
     long_chan_close(s->out); /* the sender closes */
     wg_done(s->wg);
