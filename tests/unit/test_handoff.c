@@ -12,7 +12,7 @@
  * Goroutines never assert: they record, the test thread joins by polling
  * an atomic with a deadline and asserts.
  *
- * ctest: LABELS unit TIMEOUT 60
+ * ctest: LABELS unit;timing TIMEOUT 60
  */
 #include <stdarg.h>
 #include <stddef.h>
