@@ -1,0 +1,632 @@
+/* ctest: LABELS unit TIMEOUT 120 */
+/*
+ * test_sched.c - the scheduler: an idle runtime uses no CPU, a yield loop
+ * does not starve goroutines on the global queue, timers or descriptors,
+ * a worker blocked in a system call hands its queue off, work stealing
+ * spreads goroutines spawned on one P, spawning from many plain threads,
+ * and joining with wg_wait from main.
+ *
+ * Goroutines record, the test thread joins (polling) and asserts.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sched.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include <gort.h>
+
+/* ---- joining from the test thread ---------------------------------------- */
+
+__attribute__((unused)) static int64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Polls until *v >= target; false after timeout_ms. */
+__attribute__((unused)) static bool wait_for(_Atomic long *v, long target, int timeout_ms)
+{
+    int64_t deadline = mono_ns() + (int64_t)timeout_ms * 1000000;
+    while (atomic_load(v) < target) {
+        if (mono_ns() > deadline)
+            return false;
+        usleep(1000);
+    }
+    return true;
+}
+
+/* Polls until at most n goroutines are live; false after timeout_ms. */
+__attribute__((unused)) static bool wait_goroutines(size_t n, int timeout_ms)
+{
+    int64_t deadline = mono_ns() + (int64_t)timeout_ms * 1000000;
+    while (go_num_goroutines() > n) {
+        if (mono_ns() > deadline)
+            return false;
+        usleep(1000);
+    }
+    return true;
+}
+
+/* The kernel's id of the calling thread: a system call, so that no
+   compiler can reuse a value computed before a switch. */
+__attribute__((unused)) static long thread_id(void)
+{
+    return syscall(SYS_gettid);
+}
+
+/* ---- running a scenario in a child process ----------------------------
+ *
+ * The runtime starts on first use and cannot be restarted, and a crash
+ * (panic, overflow) ends the process, so such scenarios run in a forked
+ * child, with the environment they need set before the runtime starts,
+ * stdout and stderr captured.  The child is forked, not re-executed (a
+ * re-exec would need binfmt_misc under qemu-user): so the parent must not
+ * have started the runtime yet, which run_child checks (a forked child of
+ * a process with worker threads would have a runtime without workers).
+ * Child scenarios therefore come first in each test list.
+ *
+ * Some emulators (qemu-user 7.2 with a dynamically linked guest) hang a
+ * forked child forever; fork_works() probes that once, and the tests that
+ * need a child skip where it fails.
+ */
+struct child {
+    int status;      /* from waitpid */
+    bool timed_out;  /* killed after the timeout */
+    size_t nout, nerr;
+    char out[1 << 16];
+    char err[1 << 16];
+};
+
+static int process_threads(void)
+{
+    char line[256];
+    int n = -1;
+    FILE *f = fopen("/proc/self/status", "re");
+    if (!f)
+        return -1;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "Threads: %d", &n) == 1)
+            break;
+    fclose(f);
+    return n;
+}
+
+static bool fork_works(void)
+{
+    static int cached = -1;
+    pid_t pid;
+    int status;
+    if (cached >= 0)
+        return cached;
+    fflush(NULL);
+    pid = fork();
+    if (pid == 0)
+        _exit(0);
+    cached = 0;
+    if (pid < 0)
+        return false;
+    for (int i = 0; i < 300; i++) {
+        if (waitpid(pid, &status, WNOHANG) == pid) {
+            cached = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+            return cached;
+        }
+        usleep(10 * 1000);
+    }
+    kill(pid, SIGKILL);
+    waitpid(pid, &status, 0);
+    fprintf(stderr, "note: a forked child does not exit here (emulator?); "
+                    "child-process tests are skipped\n");
+    return false;
+}
+
+#define REQUIRE_FORK()      \
+    do {                    \
+        if (!fork_works())  \
+            skip();         \
+    } while (0)
+
+static void drain(int fd, char *buf, size_t cap, size_t *n, bool *open)
+{
+    char tmp[4096];
+    ssize_t r = read(fd, tmp, sizeof tmp);
+    if (r <= 0) {
+        *open = false;
+        return;
+    }
+    if (*n + 1 < cap) {
+        size_t k = (size_t)r < cap - 1 - *n ? (size_t)r : cap - 1 - *n;
+        memcpy(buf + *n, tmp, k);
+        *n += k;
+        buf[*n] = 0;
+    }
+}
+
+/*
+ * Runs fn() in a forked child whose environment also has env[] ("NAME=VALUE",
+ * or "NAME" to unset; NULL-terminated, may be NULL).  fn's return value is
+ * the exit status.  The child is killed after timeout_s seconds.
+ */
+static void run_child(int (*fn)(void), const char *const *env, int timeout_s, struct child *c)
+{
+    int po[2], pe[2];
+    pid_t pid;
+    bool oopen = true, eopen = true;
+    int64_t deadline;
+    struct timespec ts;
+
+    /* See above: the parent must still be single-threaded. */
+    assert_int_equal(process_threads(), 1);
+    memset(c, 0, offsetof(struct child, out));
+    c->out[0] = c->err[0] = 0;
+    assert_int_equal(pipe(po), 0);
+    assert_int_equal(pipe(pe), 0);
+    fflush(NULL);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        static const int sigs[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGTRAP};
+        struct rlimit no_core = {0, 0};
+        setrlimit(RLIMIT_CORE, &no_core);
+        /* cmocka catches these; the child must die of them as a plain
+           program would. */
+        for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
+            signal(sigs[i], SIG_DFL);
+        for (size_t i = 0; env && env[i]; i++) {
+            const char *eq = strchr(env[i], '=');
+            if (eq) {
+                char name[64];
+                size_t k = (size_t)(eq - env[i]);
+                memcpy(name, env[i], k < 63 ? k : 63);
+                name[k < 63 ? k : 63] = 0;
+                setenv(name, eq + 1, 1);
+            } else {
+                unsetenv(env[i]);
+            }
+        }
+        dup2(po[1], STDOUT_FILENO);
+        dup2(pe[1], STDERR_FILENO);
+        close(po[0]);
+        close(pe[0]);
+        close(po[1]);
+        close(pe[1]);
+        int rc = fn();
+        fflush(NULL);
+        _exit(rc);
+    }
+    close(po[1]);
+    close(pe[1]);
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    deadline = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 + (int64_t)timeout_s * 1000;
+    while (oopen || eopen) {
+        struct pollfd fds[2] = {{oopen ? po[0] : -1, POLLIN, 0}, {eopen ? pe[0] : -1, POLLIN, 0}};
+        int64_t now;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+        if (now >= deadline) {
+            c->timed_out = true;
+            kill(pid, SIGKILL);
+            break;
+        }
+        if (poll(fds, 2, (int)(deadline - now)) <= 0)
+            continue;
+        if (fds[0].revents)
+            drain(po[0], c->out, sizeof c->out, &c->nout, &oopen);
+        if (fds[1].revents)
+            drain(pe[0], c->err, sizeof c->err, &c->nerr, &eopen);
+    }
+    close(po[0]);
+    close(pe[0]);
+    if (!c->timed_out) {
+        /* Output closed: the child is exiting; give it the rest of the time. */
+        for (;;) {
+            int64_t now;
+            if (waitpid(pid, &c->status, WNOHANG) == pid)
+                return;
+            clock_gettime(CLOCK_MONOTONIC, &ts);
+            now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+            if (now >= deadline)
+                break;
+            usleep(1000);
+        }
+        c->timed_out = true;
+        kill(pid, SIGKILL);
+    }
+    waitpid(pid, &c->status, 0);
+}
+
+__attribute__((unused)) static void print_child(const char *what, const struct child *c)
+{
+    fprintf(stderr, "--- %s: %s", what, c->timed_out ? "timed out" : "");
+    if (!c->timed_out && WIFEXITED(c->status))
+        fprintf(stderr, "exit %d", WEXITSTATUS(c->status));
+    if (!c->timed_out && WIFSIGNALED(c->status))
+        fprintf(stderr, "signal %d (%s)", WTERMSIG(c->status), strsignal(WTERMSIG(c->status)));
+    fprintf(stderr, "\n--- stdout:\n%s\n--- stderr:\n%s\n---\n", c->out, c->err);
+}
+
+/* The child was killed by signal sig (and did not time out). */
+__attribute__((unused)) static bool died_of(const struct child *c, int sig)
+{
+    return !c->timed_out && WIFSIGNALED(c->status) && WTERMSIG(c->status) == sig;
+}
+
+__attribute__((unused)) static bool exited_with(const struct child *c, int code)
+{
+    return !c->timed_out && WIFEXITED(c->status) && WEXITSTATUS(c->status) == code;
+}
+
+/* Value of "key=<number>" in the child's stdout, or -1. */
+__attribute__((unused)) static long long child_value(const struct child *c, const char *key)
+{
+    char pat[64];
+    const char *p;
+    snprintf(pat, sizeof pat, "%s=", key);
+    for (p = c->out; (p = strstr(p, pat)) != NULL; p++)
+        if (p == c->out || p[-1] == '\n')
+            return strtoll(p + strlen(pat), NULL, 10);
+    return -1;
+}
+
+/* ==== child scenarios (run first, before this process starts the runtime) */
+
+static _Atomic long started, finished, flag_a, flag_b, flag_c;
+
+static void sleeper(void *arg)
+{
+    atomic_fetch_add(&started, 1);
+    go_sleep(60 * GO_S);
+}
+
+static void pipe_reader(void *arg)
+{
+    int fd = (int)(intptr_t)arg;
+    char c;
+    atomic_fetch_add(&started, 1);
+    if (go_read(fd, &c, 1) == 1)
+        atomic_fetch_add(&finished, 1);
+}
+
+static void yielder_burst(void *arg)
+{
+    for (int i = 0; i < 2000; i++)
+        go_yield();
+    atomic_fetch_add(&finished, 1);
+}
+
+static long cpu_us(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (long)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000 + ru.ru_utime.tv_usec +
+           ru.ru_stime.tv_usec;
+}
+
+/* Some work, then 4 goroutines parked (2 sleeping, 2 in go_read on a
+   pipe): CPU used by the whole process over 2 s. */
+static int child_idle(void)
+{
+    int p1[2], p2[2];
+    long before, after;
+    if (pipe(p1) || pipe(p2))
+        return 2;
+    for (int i = 0; i < 8; i++)
+        if (go_spawn(yielder_burst, NULL) != 0)
+            return 2;
+    if (!wait_for(&finished, 8, 20000))
+        return 3;
+    atomic_store(&finished, 0);
+    if (go_spawn(sleeper, NULL) || go_spawn(sleeper, NULL) ||
+        go_spawn(pipe_reader, (void *)(intptr_t)p1[0]) || go_spawn(pipe_reader, (void *)(intptr_t)p2[0]))
+        return 2;
+    if (!wait_for(&started, 4, 10000))
+        return 3;
+    usleep(300 * 1000); /* spinning workers give up, the monitor backs off */
+    before = cpu_us();
+    usleep(2000 * 1000);
+    after = cpu_us();
+    printf("idle_cpu_us=%ld\nthreads=%d\n", after - before, process_threads());
+    fflush(stdout);
+    /* The pipe readers are still there, and wake. */
+    if (write(p1[1], "x", 1) != 1 || write(p2[1], "y", 1) != 1)
+        return 2;
+    if (!wait_for(&finished, 2, 10000))
+        return 4;
+    return 0;
+}
+
+static void test_idle_runtime_uses_no_cpu(void **state)
+{
+    struct child c;
+    REQUIRE_FORK();
+    run_child(child_idle, NULL, 60, &c);
+    if (!exited_with(&c, 0) || child_value(&c, "idle_cpu_us") >= 20000)
+        print_child("idle", &c);
+    assert_true(exited_with(&c, 0));
+    print_message("    4 parked goroutines: %lld us of CPU in 2 s (%lld threads)\n",
+                  child_value(&c, "idle_cpu_us"), child_value(&c, "threads"));
+    assert_in_range(child_value(&c, "idle_cpu_us"), 0, 19999);
+}
+
+/* ---- a yield loop does not starve others (one P) ----------------------------- */
+
+static void spin_yield_until_all(void *arg)
+{
+    while (!atomic_load(&flag_a) || !atomic_load(&flag_b) || !atomic_load(&flag_c))
+        go_yield();
+    atomic_fetch_add(&finished, 1);
+}
+
+static void set_a(void *arg)
+{
+    atomic_store(&flag_a, 1);
+}
+
+static void set_b_after_sleep(void *arg)
+{
+    go_sleep(10 * GO_MS);
+    atomic_store(&flag_b, 1);
+}
+
+static void set_c_after_read(void *arg)
+{
+    char ch;
+    if (go_read((int)(intptr_t)arg, &ch, 1) == 1)
+        atomic_store(&flag_c, 1);
+}
+
+/* Two yield loops on the P's own queue (spawned from a goroutine) wait for
+   a goroutine on the global queue (spawned later from main), a timer and
+   a descriptor: the fairness tick, the timer check and the netpoller must
+   each get a turn. */
+static void spawn_yielders(void *arg)
+{
+    int fd = (int)(intptr_t)arg;
+    go_spawn(spin_yield_until_all, NULL);
+    go_spawn(spin_yield_until_all, NULL);
+    go_spawn(set_b_after_sleep, NULL);
+    go_spawn(set_c_after_read, (void *)(intptr_t)fd);
+    atomic_store(&started, 1);
+}
+
+static int child_no_starvation(void)
+{
+    int p[2];
+    if (pipe(p))
+        return 2;
+    if (go_spawn(spawn_yielders, (void *)(intptr_t)p[0]) != 0)
+        return 2;
+    if (!wait_for(&started, 1, 10000))
+        return 3;
+    usleep(20 * 1000);
+    if (go_spawn(set_a, NULL) != 0)
+        return 2;
+    usleep(20 * 1000);
+    if (write(p[1], "z", 1) != 1)
+        return 2;
+    if (!wait_for(&finished, 2, 20000)) {
+        printf("flag_a=%ld\nflag_b=%ld\nflag_c=%ld\n", atomic_load(&flag_a), atomic_load(&flag_b),
+               atomic_load(&flag_c));
+        return 4;
+    }
+    return 0;
+}
+
+static void test_yield_loop_does_not_starve(void **state)
+{
+    static const char *const env[] = {"GORT_MAXPROCS=1", NULL};
+    struct child c;
+    REQUIRE_FORK();
+    run_child(child_no_starvation, env, 40, &c);
+    if (!exited_with(&c, 0))
+        print_child("yield loops, GORT_MAXPROCS=1", &c);
+    assert_true(exited_with(&c, 0));
+}
+
+/* ---- a goroutine that blocks its thread hands the others off -------------------- */
+
+static _Atomic int64_t blocked_until, other_ran_at;
+
+static void other(void *arg)
+{
+    atomic_store(&other_ran_at, mono_ns());
+}
+
+static void blocks_thread(void *arg)
+{
+    go_spawn(other, NULL); /* queued behind us on our P */
+    usleep(500 * 1000);    /* a system call the runtime does not see */
+    atomic_store(&blocked_until, mono_ns());
+    atomic_fetch_add(&finished, 1);
+}
+
+static int child_blocked_handoff(void)
+{
+    int64_t t0 = mono_ns();
+    if (go_spawn(blocks_thread, NULL) != 0)
+        return 2;
+    if (!wait_for(&finished, 1, 20000))
+        return 3;
+    printf("other_after_ms=%.0f\nblocked_ms=%.0f\n",
+           (double)(atomic_load(&other_ran_at) - t0) / 1e6,
+           (double)(atomic_load(&blocked_until) - t0) / 1e6);
+    return atomic_load(&other_ran_at) != 0 && atomic_load(&other_ran_at) < atomic_load(&blocked_until)
+               ? 0
+               : 5;
+}
+
+/* With one P, a goroutine stuck in a blocking call for 500 ms does not
+   hold up the goroutine queued behind it (the monitor's hand-off). */
+static void test_blocked_worker_hands_off(void **state)
+{
+    static const char *const env[] = {"GORT_MAXPROCS=1", NULL};
+    struct child c;
+    REQUIRE_FORK();
+    run_child(child_blocked_handoff, env, 40, &c);
+    if (!exited_with(&c, 0))
+        print_child("hand-off", &c);
+    assert_true(exited_with(&c, 0));
+}
+
+/* ==== in-process tests ===================================================== */
+
+/* ---- work stealing ------------------------------------------------------------ */
+
+#define STEAL_N 64
+static _Atomic long steal_tids[STEAL_N];
+static _Atomic long steal_done;
+
+static void busy_2ms(void *arg)
+{
+    int64_t end = mono_ns() + 2 * 1000000;
+    atomic_store(&steal_tids[(intptr_t)arg], thread_id());
+    while (mono_ns() < end)
+        ;
+    atomic_fetch_add(&steal_done, 1);
+}
+
+static void spawn_all_here(void *arg)
+{
+    /* All into this P's own queue: only stealing moves them. */
+    for (intptr_t i = 0; i < STEAL_N; i++)
+        go_spawn(busy_2ms, (void *)i);
+}
+
+static void test_work_stealing(void **state)
+{
+    int old = go_maxprocs(2);
+    size_t base = go_num_goroutines();
+    long tids[STEAL_N];
+    int distinct = 0;
+    atomic_store(&steal_done, 0);
+    assert_int_equal(go_spawn(spawn_all_here, NULL), 0);
+    assert_true(wait_for(&steal_done, STEAL_N, 30000));
+    assert_true(wait_goroutines(base, 10000));
+    go_maxprocs(old);
+    for (int i = 0; i < STEAL_N; i++) {
+        long t = atomic_load(&steal_tids[i]);
+        bool seen = false;
+        for (int k = 0; k < distinct; k++)
+            seen |= tids[k] == t;
+        if (!seen)
+            tids[distinct++] = t;
+    }
+    print_message("    %d goroutines spawned on one P ran on %d threads\n", STEAL_N, distinct);
+    assert_true(distinct >= 2);
+}
+
+/* ---- spawning from several plain threads --------------------------------------- */
+
+#define SPAWN_THREADS 4
+#define SPAWN_EACH 25000
+static uint64_t spawned_ids[SPAWN_THREADS * SPAWN_EACH];
+static _Atomic long spawned_ran;
+
+static void record_id(void *arg)
+{
+    spawned_ids[(uintptr_t)arg] = go_id();
+    atomic_fetch_add(&spawned_ran, 1);
+}
+
+static void *spawner_thread(void *arg)
+{
+    uintptr_t t = (uintptr_t)arg;
+    long failed = 0;
+    for (uintptr_t i = 0; i < SPAWN_EACH; i++)
+        if (go_spawn(record_id, (void *)(t * SPAWN_EACH + i)) != 0)
+            failed++;
+    return (void *)failed;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static void test_spawn_from_plain_threads(void **state)
+{
+    pthread_t th[SPAWN_THREADS];
+    size_t base = go_num_goroutines();
+    long failed = 0;
+    atomic_store(&spawned_ran, 0);
+    for (uintptr_t t = 0; t < SPAWN_THREADS; t++)
+        assert_int_equal(pthread_create(&th[t], NULL, spawner_thread, (void *)t), 0);
+    for (int t = 0; t < SPAWN_THREADS; t++) {
+        void *r;
+        pthread_join(th[t], &r);
+        failed += (long)(intptr_t)r;
+    }
+    assert_int_equal(failed, 0);
+    assert_true(wait_for(&spawned_ran, SPAWN_THREADS * SPAWN_EACH, 30000));
+    assert_true(wait_goroutines(base, 10000));
+    qsort(spawned_ids, SPAWN_THREADS * SPAWN_EACH, sizeof spawned_ids[0], cmp_u64);
+    assert_true(spawned_ids[0] >= 1);
+    for (int i = 1; i < SPAWN_THREADS * SPAWN_EACH; i++)
+        if (spawned_ids[i] == spawned_ids[i - 1])
+            fail_msg("id %" PRIu64 " given twice", spawned_ids[i]);
+}
+
+/* ---- joining with wg_wait from main ---------------------------------------------- */
+
+static wg_t join_wg;
+static _Atomic long join_ran;
+
+static void wg_body(void *arg)
+{
+    if ((uintptr_t)arg % 3 == 0)
+        go_sleep(GO_MS);
+    else
+        go_yield();
+    atomic_fetch_add(&join_ran, 1);
+    wg_done(&join_wg);
+}
+
+/* main spawns workers and wg_waits for them (API.md: blocking calls work
+   on plain threads); every worker has finished when it returns. */
+static void test_wg_join_from_main(void **state)
+{
+    for (int round = 0; round < 5; round++) {
+        atomic_store(&join_ran, 0);
+        wg_add(&join_wg, 1000);
+        for (uintptr_t i = 0; i < 1000; i++)
+            assert_int_equal(go_spawn(wg_body, (void *)i), 0);
+        wg_wait(&join_wg);
+        assert_int_equal(atomic_load(&join_ran), 1000);
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        /* Child scenarios first: they need a process without the runtime. */
+        cmocka_unit_test(test_idle_runtime_uses_no_cpu),
+        cmocka_unit_test(test_yield_loop_does_not_starve),
+        cmocka_unit_test(test_blocked_worker_hands_off),
+        cmocka_unit_test(test_work_stealing),
+        cmocka_unit_test(test_spawn_from_plain_threads),
+        cmocka_unit_test(test_wg_join_from_main),
+    };
+    if (getenv("GORT_TEST_FILTER"))
+        cmocka_set_test_filter(getenv("GORT_TEST_FILTER"));
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
