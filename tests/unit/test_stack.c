@@ -1,0 +1,860 @@
+/* ctest: LABELS unit;stress TIMEOUT 300 */
+/*
+ * test_stack.c - goroutine stacks: 200,000 parked at once under each guard
+ * mode, resident memory per parked goroutine, deep recursion, overflow
+ * detection and its message, GORT_STACK_MAX parsing, and SIGSEGVs that
+ * are not overflows.
+ *
+ * Almost everything runs in forked children: the guard mode and the stack
+ * limit are read when the runtime starts, an overflow ends the process,
+ * and memory is best measured in a fresh one.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sched.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include <gort.h>
+
+/* ---- joining from the test thread ---------------------------------------- */
+
+__attribute__((unused)) static int64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Polls until *v >= target; false after timeout_ms. */
+__attribute__((unused)) static bool wait_for(_Atomic long *v, long target, int timeout_ms)
+{
+    int64_t deadline = mono_ns() + (int64_t)timeout_ms * 1000000;
+    while (atomic_load(v) < target) {
+        if (mono_ns() > deadline)
+            return false;
+        usleep(1000);
+    }
+    return true;
+}
+
+/* Polls until at most n goroutines are live; false after timeout_ms. */
+__attribute__((unused)) static bool wait_goroutines(size_t n, int timeout_ms)
+{
+    int64_t deadline = mono_ns() + (int64_t)timeout_ms * 1000000;
+    while (go_num_goroutines() > n) {
+        if (mono_ns() > deadline)
+            return false;
+        usleep(1000);
+    }
+    return true;
+}
+
+/* The kernel's id of the calling thread: a system call, so that no
+   compiler can reuse a value computed before a switch. */
+__attribute__((unused)) static long thread_id(void)
+{
+    return syscall(SYS_gettid);
+}
+
+/* ---- running a scenario in a child process ----------------------------
+ *
+ * The runtime starts on first use and cannot be restarted, and a crash
+ * (panic, overflow) ends the process, so such scenarios run in a forked
+ * child, with the environment they need set before the runtime starts,
+ * stdout and stderr captured.  The child is forked, not re-executed (a
+ * re-exec would need binfmt_misc under qemu-user): so the parent must not
+ * have started the runtime yet, which run_child checks (a forked child of
+ * a process with worker threads would have a runtime without workers).
+ * Child scenarios therefore come first in each test list.
+ *
+ * Some emulators (qemu-user 7.2 with a dynamically linked guest) hang a
+ * forked child forever; fork_works() probes that once, and the tests that
+ * need a child skip where it fails.
+ */
+struct child {
+    int status;      /* from waitpid */
+    bool timed_out;  /* killed after the timeout */
+    size_t nout, nerr;
+    char out[1 << 16];
+    char err[1 << 16];
+};
+
+static int process_threads(void)
+{
+    char line[256];
+    int n = -1;
+    FILE *f = fopen("/proc/self/status", "re");
+    if (!f)
+        return -1;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "Threads: %d", &n) == 1)
+            break;
+    fclose(f);
+    return n;
+}
+
+static bool fork_works(void)
+{
+    static int cached = -1;
+    pid_t pid;
+    int status;
+    if (cached >= 0)
+        return cached;
+    fflush(NULL);
+    pid = fork();
+    if (pid == 0)
+        _exit(0);
+    cached = 0;
+    if (pid < 0)
+        return false;
+    for (int i = 0; i < 300; i++) {
+        if (waitpid(pid, &status, WNOHANG) == pid) {
+            cached = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+            return cached;
+        }
+        usleep(10 * 1000);
+    }
+    kill(pid, SIGKILL);
+    waitpid(pid, &status, 0);
+    fprintf(stderr, "note: a forked child does not exit here (emulator?); "
+                    "child-process tests are skipped\n");
+    return false;
+}
+
+#define REQUIRE_FORK()      \
+    do {                    \
+        if (!fork_works())  \
+            skip();         \
+    } while (0)
+
+static void drain(int fd, char *buf, size_t cap, size_t *n, bool *open)
+{
+    char tmp[4096];
+    ssize_t r = read(fd, tmp, sizeof tmp);
+    if (r <= 0) {
+        *open = false;
+        return;
+    }
+    if (*n + 1 < cap) {
+        size_t k = (size_t)r < cap - 1 - *n ? (size_t)r : cap - 1 - *n;
+        memcpy(buf + *n, tmp, k);
+        *n += k;
+        buf[*n] = 0;
+    }
+}
+
+/*
+ * Runs fn() in a forked child whose environment also has env[] ("NAME=VALUE",
+ * or "NAME" to unset; NULL-terminated, may be NULL).  fn's return value is
+ * the exit status.  The child is killed after timeout_s seconds.
+ */
+static void run_child(int (*fn)(void), const char *const *env, int timeout_s, struct child *c)
+{
+    int po[2], pe[2];
+    pid_t pid;
+    bool oopen = true, eopen = true;
+    int64_t deadline;
+    struct timespec ts;
+
+    /* See above: the parent must still be single-threaded. */
+    assert_int_equal(process_threads(), 1);
+    memset(c, 0, offsetof(struct child, out));
+    c->out[0] = c->err[0] = 0;
+    assert_int_equal(pipe(po), 0);
+    assert_int_equal(pipe(pe), 0);
+    fflush(NULL);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        static const int sigs[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGTRAP};
+        struct rlimit no_core = {0, 0};
+        setrlimit(RLIMIT_CORE, &no_core);
+        /* cmocka catches these; the child must die of them as a plain
+           program would. */
+        for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
+            signal(sigs[i], SIG_DFL);
+        for (size_t i = 0; env && env[i]; i++) {
+            const char *eq = strchr(env[i], '=');
+            if (eq) {
+                char name[64];
+                size_t k = (size_t)(eq - env[i]);
+                memcpy(name, env[i], k < 63 ? k : 63);
+                name[k < 63 ? k : 63] = 0;
+                setenv(name, eq + 1, 1);
+            } else {
+                unsetenv(env[i]);
+            }
+        }
+        dup2(po[1], STDOUT_FILENO);
+        dup2(pe[1], STDERR_FILENO);
+        close(po[0]);
+        close(pe[0]);
+        close(po[1]);
+        close(pe[1]);
+        int rc = fn();
+        fflush(NULL);
+        _exit(rc);
+    }
+    close(po[1]);
+    close(pe[1]);
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    deadline = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 + (int64_t)timeout_s * 1000;
+    while (oopen || eopen) {
+        struct pollfd fds[2] = {{oopen ? po[0] : -1, POLLIN, 0}, {eopen ? pe[0] : -1, POLLIN, 0}};
+        int64_t now;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+        if (now >= deadline) {
+            c->timed_out = true;
+            kill(pid, SIGKILL);
+            break;
+        }
+        if (poll(fds, 2, (int)(deadline - now)) <= 0)
+            continue;
+        if (fds[0].revents)
+            drain(po[0], c->out, sizeof c->out, &c->nout, &oopen);
+        if (fds[1].revents)
+            drain(pe[0], c->err, sizeof c->err, &c->nerr, &eopen);
+    }
+    close(po[0]);
+    close(pe[0]);
+    if (!c->timed_out) {
+        /* Output closed: the child is exiting; give it the rest of the time. */
+        for (;;) {
+            int64_t now;
+            if (waitpid(pid, &c->status, WNOHANG) == pid)
+                return;
+            clock_gettime(CLOCK_MONOTONIC, &ts);
+            now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+            if (now >= deadline)
+                break;
+            usleep(1000);
+        }
+        c->timed_out = true;
+        kill(pid, SIGKILL);
+    }
+    waitpid(pid, &c->status, 0);
+}
+
+__attribute__((unused)) static void print_child(const char *what, const struct child *c)
+{
+    fprintf(stderr, "--- %s: %s", what, c->timed_out ? "timed out" : "");
+    if (!c->timed_out && WIFEXITED(c->status))
+        fprintf(stderr, "exit %d", WEXITSTATUS(c->status));
+    if (!c->timed_out && WIFSIGNALED(c->status))
+        fprintf(stderr, "signal %d (%s)", WTERMSIG(c->status), strsignal(WTERMSIG(c->status)));
+    fprintf(stderr, "\n--- stdout:\n%s\n--- stderr:\n%s\n---\n", c->out, c->err);
+}
+
+/* The child was killed by signal sig (and did not time out). */
+__attribute__((unused)) static bool died_of(const struct child *c, int sig)
+{
+    return !c->timed_out && WIFSIGNALED(c->status) && WTERMSIG(c->status) == sig;
+}
+
+__attribute__((unused)) static bool exited_with(const struct child *c, int code)
+{
+    return !c->timed_out && WIFEXITED(c->status) && WEXITSTATUS(c->status) == code;
+}
+
+/* Value of "key=<number>" in the child's stdout, or -1. */
+__attribute__((unused)) static long long child_value(const struct child *c, const char *key)
+{
+    char pat[64];
+    const char *p;
+    snprintf(pat, sizeof pat, "%s=", key);
+    for (p = c->out; (p = strstr(p, pat)) != NULL; p++)
+        if (p == c->out || p[-1] == '\n')
+            return strtoll(p + strlen(pat), NULL, 10);
+    return -1;
+}
+
+static long page_size(void)
+{
+    return sysconf(_SC_PAGESIZE);
+}
+
+/* ---- many parked goroutines ------------------------------------------------ */
+
+static _Atomic long park_started, park_done, park_release;
+
+static void parked_body(void *arg)
+{
+    atomic_fetch_add(&park_started, 1);
+    while (!atomic_load(&park_release))
+        go_sleep(GO_S);
+    atomic_fetch_add(&park_done, 1);
+}
+
+/* Resident set size in bytes, from /proc/self/statm. */
+static long rss_bytes(void)
+{
+    long size = 0, resident = 0;
+    FILE *f = fopen("/proc/self/statm", "re");
+    if (!f)
+        return -1;
+    if (fscanf(f, "%ld %ld", &size, &resident) != 2)
+        resident = -1;
+    fclose(f);
+    return resident * page_size();
+}
+
+#define PARK_N 200000
+
+/* Spawns PARK_N goroutines that all park at once, then releases them. */
+static int child_park_many(void)
+{
+    int64_t t0 = mono_ns();
+    long failed = 0, peak;
+    for (long i = 0; i < PARK_N; i++)
+        if (go_spawn(parked_body, NULL) != 0)
+            failed++;
+    printf("spawn_failed=%ld\n", failed);
+    fflush(stdout);
+    if (!wait_for(&park_started, PARK_N - failed, 60000))
+        return 2;
+    peak = atomic_load(&park_started) - atomic_load(&park_done);
+    printf("parked_at_once=%ld\nlive=%zu\nrss_kib=%ld\n", peak, go_num_goroutines(), rss_bytes() / 1024);
+    fflush(stdout);
+    atomic_store(&park_release, 1);
+    if (!wait_for(&park_done, PARK_N - failed, 60000))
+        return 3;
+    printf("done=%ld\nms=%.0f\n", atomic_load(&park_done), (double)(mono_ns() - t0) / 1e6);
+    return 0;
+}
+
+static void check_park_many(const char *const *env, bool want_map_count_warning)
+{
+    struct child c;
+    run_child(child_park_many, env, 100, &c);
+    if (!exited_with(&c, 0) || child_value(&c, "parked_at_once") != PARK_N ||
+        child_value(&c, "done") != PARK_N ||
+        (want_map_count_warning && !strstr(c.err, "vm.max_map_count")))
+        print_child(env ? env[0] : "default guard", &c);
+    assert_true(exited_with(&c, 0));
+    assert_int_equal(child_value(&c, "spawn_failed"), 0);
+    assert_int_equal(child_value(&c, "parked_at_once"), PARK_N);
+    assert_int_equal(child_value(&c, "live"), PARK_N);
+    assert_int_equal(child_value(&c, "done"), PARK_N);
+    if (want_map_count_warning)
+        assert_non_null(strstr(c.err, "vm.max_map_count"));
+    print_message("    %s: %d parked, rss %lld MiB, %lld ms\n", env ? env[0] : "default guard",
+                  PARK_N, child_value(&c, "rss_kib") / 1024, child_value(&c, "ms"));
+}
+
+static long max_map_count(void)
+{
+    long v = 65530;
+    FILE *f = fopen("/proc/sys/vm/max_map_count", "re");
+    if (f) {
+        if (fscanf(f, "%ld", &v) != 1)
+            v = 65530;
+        fclose(f);
+    }
+    return v;
+}
+
+static void test_park_200k_default_guard(void **state)
+{
+    static const char *const env[] = {"GORT_STACK_GUARD", NULL};
+    REQUIRE_FORK();
+    check_park_many(env, false);
+}
+
+/* Forced mprotect guards: past the map budget they must degrade to
+   canaries (with the one-line warning), not fail at vm.max_map_count. */
+static void test_park_200k_mprotect_guard(void **state)
+{
+    static const char *const env[] = {"GORT_STACK_GUARD=mprotect", NULL};
+    REQUIRE_FORK();
+    check_park_many(env, max_map_count() < 2L * PARK_N);
+}
+
+static void test_park_200k_canary_guard(void **state)
+{
+    static const char *const env[] = {"GORT_STACK_GUARD=canary", NULL};
+    REQUIRE_FORK();
+    check_park_many(env, false);
+}
+
+/* ---- resident memory per parked goroutine ------------------------------------ */
+
+static void noop(void *arg)
+{
+    atomic_fetch_add(&park_done, 1);
+}
+
+static long rss_per_goroutine(long n)
+{
+    long before, after;
+    atomic_store(&park_started, 0);
+    atomic_store(&park_done, 0);
+    atomic_store(&park_release, 0);
+    before = rss_bytes();
+    for (long i = 0; i < n; i++)
+        if (go_spawn(parked_body, NULL) != 0)
+            return -1;
+    if (!wait_for(&park_started, n, 60000))
+        return -2;
+    usleep(20 * 1000);
+    after = rss_bytes();
+    atomic_store(&park_release, 1);
+    if (!wait_for(&park_done, n, 60000))
+        return -3;
+    return (after - before) / n;
+}
+
+static int child_rss(void)
+{
+    /* Start the runtime and let it settle before the baseline. */
+    atomic_store(&park_done, 0);
+    if (go_spawn(noop, NULL) != 0 || !wait_for(&park_done, 1, 10000))
+        return 2;
+    usleep(50 * 1000);
+    printf("per_g_10k=%ld\n", rss_per_goroutine(10000));
+    fflush(stdout);
+    /* A fresh process would be cleaner; the 10,000 stacks above are now
+       cached, so measure 100,000 on top of them. */
+    printf("per_g_100k=%ld\n", rss_per_goroutine(110000) * 110000 / 100000);
+    return 0;
+}
+
+/* Parked goroutines cost little resident memory: stacks are committed
+   lazily, not huge-paged, and records are small. */
+static void test_rss_per_parked_goroutine(void **state)
+{
+    struct child c;
+    long long per10k, per100k;
+    REQUIRE_FORK();
+    run_child(child_rss, NULL, 100, &c);
+    per10k = child_value(&c, "per_g_10k");
+    per100k = child_value(&c, "per_g_100k");
+    if (!exited_with(&c, 0) || per10k <= 0 || per10k >= 8192)
+        print_child("rss", &c);
+    assert_true(exited_with(&c, 0));
+    print_message("    resident bytes per parked goroutine: %lld at 10,000, ~%lld at 100,000\n",
+                  per10k, per100k);
+    assert_true(per10k > 0);
+    assert_true(per10k < 8192);
+    assert_true(per100k > 0 && per100k < 8192);
+}
+
+/* ---- stack overflow ------------------------------------------------------------ */
+
+static volatile int keep_going = 1;
+
+/* Writes every byte: a frame that skips bytes could skip a canary. */
+static void fill(volatile char *b, size_t n, int v)
+{
+    for (size_t i = 0; i < n; i++)
+        b[i] = (char)v;
+}
+
+/* At least 1 KiB per frame that the compiler cannot elide. */
+__attribute__((noinline)) static int recurse_forever(int depth)
+{
+    volatile char buf[1024];
+    fill(buf, sizeof buf, depth);
+    if (!keep_going)
+        return buf[0];
+    return recurse_forever(depth + 1) + buf[sizeof buf - 1];
+}
+
+static void overflowing(void *arg)
+{
+    printf("id=%" PRIu64 "\n", go_id());
+    fflush(stdout);
+    recurse_forever(0);
+    atomic_fetch_add(&park_done, 1);
+}
+
+static int child_overflow(void)
+{
+    if (go_spawn(overflowing, NULL) != 0)
+        return 2;
+    sleep(60);
+    return 3;
+}
+
+/* Runs child_overflow with env; checks the death and returns the limit
+   that the message names (or -1). */
+static long long overflow_limit(const char *const *env)
+{
+    struct child c;
+    char want[96];
+    long long id, limit = -1;
+    const char *p;
+    run_child(child_overflow, env, 60, &c);
+    id = child_value(&c, "id");
+    snprintf(want, sizeof want, "fatal error: stack overflow in goroutine %lld (limit ", id);
+    p = strstr(c.err, want);
+    if (p)
+        limit = strtoll(p + strlen(want), NULL, 10);
+    if (!died_of(&c, SIGABRT) || id < 1 || !p || !strstr(p, " bytes)\n"))
+        print_child(env && env[0] ? env[0] : "overflow", &c);
+    assert_true(died_of(&c, SIGABRT));
+    assert_true(id >= 1);
+    assert_non_null(p);
+    assert_non_null(strstr(p, " bytes)\n"));
+    /* Then the goroutine line, as for a panic. */
+    snprintf(want, sizeof want, "\ngoroutine %lld [running]:\n", id);
+    assert_non_null(strstr(c.err, want));
+    return limit;
+}
+
+static void test_overflow_default(void **state)
+{
+    static const char *const env[] = {"GORT_STACK_MAX", "GORT_STACK_GUARD", NULL};
+    REQUIRE_FORK();
+    assert_int_equal(overflow_limit(env), 1024 * 1024);
+}
+
+static void test_overflow_stack_max_64k(void **state)
+{
+    static const char *const env[] = {"GORT_STACK_MAX=64K", "GORT_STACK_GUARD", NULL};
+    REQUIRE_FORK();
+    assert_int_equal(overflow_limit(env), 65536);
+}
+
+static void test_overflow_mprotect(void **state)
+{
+    static const char *const env[] = {"GORT_STACK_MAX=64K", "GORT_STACK_GUARD=mprotect", NULL};
+    REQUIRE_FORK();
+    assert_int_equal(overflow_limit(env), 65536);
+}
+
+static void test_overflow_canary(void **state)
+{
+    static const char *const env[] = {"GORT_STACK_MAX", "GORT_STACK_GUARD=canary", NULL};
+    static const char *const env64[] = {"GORT_STACK_MAX=64K", "GORT_STACK_GUARD=canary", NULL};
+    REQUIRE_FORK();
+    assert_int_equal(overflow_limit(env), 1024 * 1024);
+    assert_int_equal(overflow_limit(env64), 65536);
+}
+
+/* GORT_STACK_MAX: K/M/G suffixes (powers of 1024), rounded up to whole
+   pages, at least 16K; seen through the limit that an overflow reports. */
+static void test_stack_max_parsing(void **state)
+{
+    long pg = page_size();
+    char v[64];
+    const char *env[] = {v, "GORT_STACK_GUARD", NULL};
+    static const struct {
+        const char *value;
+        long long want; /* before rounding up to pages */
+    } cases[] = {
+        {"65536", 65536},       {"100000", 100000}, {"8K", 16384},      {"1000", 16384},
+        {"16K", 16384},         {"2M", 2 << 20},    {"1M", 1 << 20},
+    };
+    REQUIRE_FORK();
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        long long want = (cases[i].want + pg - 1) / pg * pg;
+        long long got;
+        snprintf(v, sizeof v, "GORT_STACK_MAX=%s", cases[i].value);
+        got = overflow_limit(env);
+        if (got != want)
+            fail_msg("GORT_STACK_MAX=%s: limit %lld, want %lld", cases[i].value, got, want);
+    }
+}
+
+/* Not a size: ignored, with a message naming the variable. */
+static int child_report_invalid(void)
+{
+    return child_overflow();
+}
+
+static void test_stack_max_invalid(void **state)
+{
+    static const char *const env[] = {"GORT_STACK_MAX=lots", "GORT_STACK_GUARD", NULL};
+    struct child c;
+    REQUIRE_FORK();
+    run_child(child_report_invalid, env, 60, &c);
+    if (!strstr(c.err, "GORT_STACK_MAX") || !strstr(c.err, "(limit 1048576 bytes)"))
+        print_child("GORT_STACK_MAX=lots", &c);
+    assert_true(died_of(&c, SIGABRT));
+    assert_non_null(strstr(c.err, "GORT_STACK_MAX"));
+    assert_non_null(strstr(c.err, "(limit 1048576 bytes)"));
+}
+
+/* ---- a canary broken just past the limit, caught at the next switch ------------ */
+
+__attribute__((noinline)) static int consume_to(uintptr_t floor_addr)
+{
+    volatile char buf[256];
+    fill(buf, sizeof buf, 1);
+    if ((uintptr_t)&buf[0] > floor_addr)
+        return consume_to(floor_addr) + buf[0];
+    go_yield(); /* the switch checks the canary */
+    return buf[sizeof buf - 1];
+}
+
+static void just_past_limit(void *arg)
+{
+    volatile char top;
+    printf("id=%" PRIu64 "\n", go_id());
+    fflush(stdout);
+    /* 1 KiB past the limit: into the bottom page, where the canary is,
+       without leaving the mapping. */
+    consume_to((uintptr_t)&top - 65536 - 1024);
+    atomic_fetch_add(&park_done, 1);
+}
+
+static int child_just_past(void)
+{
+    if (go_spawn(just_past_limit, NULL) != 0)
+        return 2;
+    sleep(60);
+    return 3;
+}
+
+static void test_canary_checked_at_switch(void **state)
+{
+    static const char *const canary[] = {"GORT_STACK_MAX=64K", "GORT_STACK_GUARD=canary", NULL};
+    static const char *const guard[] = {"GORT_STACK_MAX=64K", "GORT_STACK_GUARD", NULL};
+    const char *const *envs[] = {canary, guard};
+    REQUIRE_FORK();
+    for (int k = 0; k < 2; k++) {
+        struct child c;
+        char want[96];
+        run_child(child_just_past, envs[k], 60, &c);
+        snprintf(want, sizeof want, "fatal error: stack overflow in goroutine %lld (limit 65536 bytes)",
+                 child_value(&c, "id"));
+        if (!died_of(&c, SIGABRT) || !strstr(c.err, want))
+            print_child(envs[k][1], &c);
+        assert_true(died_of(&c, SIGABRT));
+        assert_non_null(strstr(c.err, want));
+    }
+}
+
+/* ---- SIGSEGV that is not an overflow ---------------------------------------------- */
+
+static void write_null(void *arg)
+{
+    printf("id=%" PRIu64 "\n", go_id());
+    fflush(stdout);
+    *(volatile int *)(uintptr_t)arg = 42;
+}
+
+static int child_null_write(void)
+{
+    if (go_spawn(write_null, NULL) != 0)
+        return 2;
+    sleep(60);
+    return 3;
+}
+
+static void user_segv(int sig, siginfo_t *si, void *uc)
+{
+    static const char msg[] = "user handler ran\n";
+    (void)sig;
+    (void)uc;
+    if (write(STDERR_FILENO, msg, sizeof msg - 1) < 0)
+        _exit(44);
+    _exit(si->si_addr == NULL ? 42 : 43);
+}
+
+static int child_null_write_user_handler(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = user_segv;
+    sa.sa_flags = SA_SIGINFO;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGSEGV, &sa, NULL); /* before the runtime starts */
+    return child_null_write();
+}
+
+static void test_other_segv_still_kills(void **state)
+{
+    struct child c;
+    REQUIRE_FORK();
+    /* Default disposition: killed by SIGSEGV, no overflow message. */
+    run_child(child_null_write, NULL, 60, &c);
+    if (!died_of(&c, SIGSEGV) || strstr(c.err, "stack overflow"))
+        print_child("NULL write", &c);
+    assert_true(died_of(&c, SIGSEGV));
+    assert_null(strstr(c.err, "stack overflow"));
+
+    /* A handler the program installed first is still called. */
+    run_child(child_null_write_user_handler, NULL, 60, &c);
+    if (!exited_with(&c, 42))
+        print_child("NULL write, user handler", &c);
+    assert_true(exited_with(&c, 42));
+    assert_non_null(strstr(c.err, "user handler ran"));
+    assert_null(strstr(c.err, "stack overflow"));
+}
+
+/* ---- deep recursion that fits -------------------------------------------------------- */
+
+static _Atomic long deep_result, deep_done;
+static _Atomic uintptr_t deep_used;
+static uintptr_t deep_top;
+
+__attribute__((noinline)) static long recurse_n(int n)
+{
+    volatile char buf[1024];
+    buf[0] = (char)(n & 0x7f);
+    buf[sizeof buf - 1] = 1;
+    if (n == 0) {
+        atomic_store(&deep_used, deep_top - (uintptr_t)&buf[0]);
+        go_yield(); /* switch out and back in at the deepest point */
+        return buf[sizeof buf - 1];
+    }
+    return recurse_n(n - 1) + buf[sizeof buf - 1];
+}
+
+static void deep_body(void *arg)
+{
+    volatile char top;
+    deep_top = (uintptr_t)&top;
+    atomic_store(&deep_result, recurse_n((int)(intptr_t)arg));
+    atomic_fetch_add(&deep_done, 1);
+}
+
+/* Recursion of `frames` KiB in a goroutine; its result (frames + 1). */
+static long run_deep(int frames)
+{
+    long before = atomic_load(&deep_done);
+    if (go_spawn(deep_body, (void *)(intptr_t)frames) != 0)
+        return -1;
+    if (!wait_for(&deep_done, before + 1, 20000))
+        return -2;
+    return atomic_load(&deep_result);
+}
+
+/* 512 KiB of recursion (within the default 1 MiB) succeeds, several times
+   (the stack is reused deep), and then shallow goroutines still run. */
+static void test_deep_recursion_512k(void **state)
+{
+    const int frames = 512; /* 512 frames of > 1 KiB */
+    atomic_store(&deep_done, 0);
+    for (int k = 0; k < 3; k++) {
+        atomic_store(&deep_result, 0);
+        assert_int_equal(go_spawn(deep_body, (void *)(intptr_t)frames), 0);
+        assert_true(wait_for(&deep_done, k + 1, 20000));
+        assert_int_equal(atomic_load(&deep_result), frames + 1);
+        assert_true(atomic_load(&deep_used) >= 512 * 1024);
+    }
+    print_message("    %lu KiB of stack used\n", (unsigned long)(atomic_load(&deep_used) / 1024));
+    atomic_store(&park_done, 0);
+    for (int i = 0; i < 1000; i++)
+        assert_int_equal(go_spawn(noop, NULL), 0);
+    assert_true(wait_for(&park_done, 1000, 20000));
+}
+
+
+/* "1G": a 2 MiB recursion, fatal at the default 1 MiB, fits. */
+static int child_deep_2m(void)
+{
+    printf("result=%ld\\n", run_deep(2048));
+    return 0;
+}
+
+static void test_stack_max_giga(void **state)
+{
+    static const char *const env[] = {"GORT_STACK_MAX=1G", "GORT_STACK_GUARD", NULL};
+    struct child c;
+    REQUIRE_FORK();
+    run_child(child_deep_2m, env, 60, &c);
+    if (!exited_with(&c, 0) || child_value(&c, "result") != 2049)
+        print_child("GORT_STACK_MAX=1G", &c);
+    assert_true(exited_with(&c, 0));
+    assert_int_equal(child_value(&c, "result"), 2049);
+}
+
+/*
+ * Canary stacks sit next to each other in a chunk, with no guard between
+ * them.  A goroutine whose stack is not the lowest of its chunk, recursing
+ * with frames that do not write every byte (an uninitialised buffer, as in
+ * `char buf[1024]; read(fd, buf, n)`), may step over the canary words and
+ * run on into its neighbour's stack.  It must still stop with the overflow
+ * message, not crash with a plain SIGSEGV.
+ */
+__attribute__((noinline)) static int recurse_sparse(int depth)
+{
+    volatile char buf[1024];
+    buf[0] = (char)depth;
+    if (!keep_going)
+        return buf[0];
+    return recurse_sparse(depth + 1) + buf[0];
+}
+
+static void overflowing_sparse(void *arg)
+{
+    printf("id=%" PRIu64 "\n", go_id());
+    fflush(stdout);
+    recurse_sparse(0);
+}
+
+static int child_overflow_mid_chunk(void)
+{
+    atomic_store(&park_started, 0);
+    for (int i = 0; i < 20; i++)
+        if (go_spawn(parked_body, NULL) != 0)
+            return 2;
+    if (!wait_for(&park_started, 20, 10000))
+        return 2;
+    if (go_spawn(overflowing_sparse, NULL) != 0)
+        return 2;
+    sleep(60);
+    return 3;
+}
+
+static void test_overflow_canary_mid_chunk(void **state)
+{
+    static const char *const env[] = {"GORT_STACK_MAX", "GORT_STACK_GUARD=canary", NULL};
+    struct child c;
+    char want[96];
+    REQUIRE_FORK();
+    run_child(child_overflow_mid_chunk, env, 60, &c);
+    snprintf(want, sizeof want, "fatal error: stack overflow in goroutine %lld (limit 1048576 bytes)",
+             child_value(&c, "id"));
+    if (!died_of(&c, SIGABRT) || !strstr(c.err, want))
+        print_child("canary, mid-chunk, sparse frames", &c);
+    assert_true(died_of(&c, SIGABRT));
+    assert_non_null(strstr(c.err, want));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        /* Child scenarios first: they need a process without the runtime. */
+        cmocka_unit_test(test_overflow_default),
+        cmocka_unit_test(test_overflow_stack_max_64k),
+        cmocka_unit_test(test_overflow_mprotect),
+        cmocka_unit_test(test_overflow_canary),
+        cmocka_unit_test(test_overflow_canary_mid_chunk),
+        cmocka_unit_test(test_canary_checked_at_switch),
+        cmocka_unit_test(test_stack_max_parsing),
+        cmocka_unit_test(test_stack_max_invalid),
+        cmocka_unit_test(test_stack_max_giga),
+        cmocka_unit_test(test_other_segv_still_kills),
+        cmocka_unit_test(test_rss_per_parked_goroutine),
+        cmocka_unit_test(test_park_200k_default_guard),
+        cmocka_unit_test(test_park_200k_mprotect_guard),
+        cmocka_unit_test(test_park_200k_canary_guard),
+        cmocka_unit_test(test_deep_recursion_512k),
+    };
+    if (getenv("GORT_TEST_FILTER"))
+        cmocka_set_test_filter(getenv("GORT_TEST_FILTER"));
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
