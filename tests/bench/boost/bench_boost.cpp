@@ -339,9 +339,21 @@ static long rss_bytes() {
     return res_pages * sysconf(_SC_PAGESIZE);
 }
 
+// Page-table memory of the process (VmPTE), which RSS does not include.
+static long pte_bytes() {
+    FILE *f = std::fopen("/proc/self/status", "r");
+    char line[256];
+    long kb = -1;
+    while (f && std::fgets(line, sizeof line, f))
+        if (std::sscanf(line, "VmPTE: %ld kB", &kb) == 1) break;
+    if (f) std::fclose(f);
+    if (kb < 0) fail("no VmPTE in /proc/self/status");
+    return kb * 1024;
+}
+
 static void bench_parked(const char *name, long base) {
     long n = size(base);
-    long before = rss_bytes();
+    long before = rss_bytes(), pt_before = pte_bytes();
     auto *release = new fibers::unbuffered_channel<int>;
     auto *started = new WaitGroup, *exited = new WaitGroup;
     std::atomic<long> released{0};
@@ -358,11 +370,12 @@ static void bench_parked(const char *name, long base) {
     }
     started->wait();
     boost::this_fiber::sleep_for(std::chrono::milliseconds(20));
-    long after = rss_bytes();
+    long after = rss_bytes(), pt_after = pte_bytes();
     release->close();
     exited->wait();
     if (released.load() != n) fail("%ld of %ld fibers released", released.load(), n);
     result(name, (double)(after - before) / n, "B/goroutine");
+    result((std::string(name) + "_pt").c_str(), (double)(pt_after - pt_before) / n, "B/goroutine");
 }
 
 // ---- sleep ---------------------------------------------------------------

@@ -314,11 +314,32 @@ func rssBytes() int64 {
 	return pages * int64(os.Getpagesize())
 }
 
+// pteBytes is the kernel's page-table memory for this process (VmPTE),
+// which RSS does not include.
+func pteBytes() int64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		fail("status: %v", err)
+	}
+	for _, line := range bytes.Split(b, []byte("\n")) {
+		if bytes.HasPrefix(line, []byte("VmPTE:")) {
+			f := bytes.Fields(line)
+			kb, err := strconv.ParseInt(string(f[1]), 10, 64)
+			if err != nil {
+				fail("VmPTE: %v", err)
+			}
+			return kb * 1024
+		}
+	}
+	fail("no VmPTE in /proc/self/status")
+	return 0
+}
+
 func benchParked(name string, base int) {
 	n := size(base)
 	runtime.GC()
 	debug.FreeOSMemory()
-	before := rssBytes()
+	before, ptBefore := rssBytes(), pteBytes()
 	release := make(chan struct{})
 	var started, exited sync.WaitGroup
 	var released int64
@@ -335,13 +356,14 @@ func benchParked(name string, base int) {
 	}
 	started.Wait()
 	time.Sleep(20 * time.Millisecond) // let the last ones reach the receive
-	after := rssBytes()
+	after, ptAfter := rssBytes(), pteBytes()
 	close(release)
 	exited.Wait()
 	if released != int64(n) {
 		fail("%d of %d goroutines released", released, n)
 	}
 	result(name, float64(after-before)/float64(n), "B/goroutine")
+	result(name+"_pt", float64(ptAfter-ptBefore)/float64(n), "B/goroutine")
 }
 
 // ---- sleep: 100,000 goroutines sleeping 10 ms ------------------------------

@@ -421,6 +421,22 @@ static long rss_bytes(void)
     return res_pages * sysconf(_SC_PAGESIZE);
 }
 
+/* Page-table memory of the process (VmPTE), which RSS does not include. */
+static long pte_bytes(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    long kb = -1;
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "VmPTE: %ld kB", &kb) == 1)
+            break;
+    if (f)
+        fclose(f);
+    if (kb < 0)
+        fail("no VmPTE in /proc/self/status");
+    return kb * 1024;
+}
+
 static struct {
     chan_t *release;
     wg_t started, exited;
@@ -439,7 +455,7 @@ static void parked_child(void *arg)
 static void bench_parked(const char *name, long base)
 {
     long n = size_of(base);
-    long before = rss_bytes();
+    long before = rss_bytes(), pt_before = pte_bytes();
     pk.release = make_or_fail(0, 0);
     wg_add(&pk.started, n);
     wg_add(&pk.exited, n);
@@ -447,7 +463,7 @@ static void bench_parked(const char *name, long base)
         spawn_or_fail(parked_child, NULL);
     wg_wait(&pk.started);
     go_sleep(20 * GO_MS); /* let the last ones reach the receive */
-    long after = rss_bytes();
+    long after = rss_bytes(), pt_after = pte_bytes();
     chan_close(pk.release);
     wg_wait(&pk.exited);
     long released = atomic_load(&pk.released);
@@ -455,6 +471,9 @@ static void bench_parked(const char *name, long base)
         fail("%ld of %ld goroutines released", released, n);
     chan_free(pk.release);
     result(name, (double)(after - before) / (double)n, "B/goroutine");
+    char pt_name[64];
+    snprintf(pt_name, sizeof pt_name, "%s_pt", name);
+    result(pt_name, (double)(pt_after - pt_before) / (double)n, "B/goroutine");
 }
 
 static void bench_parked100k(void) { bench_parked("parked100k", 100000); }
