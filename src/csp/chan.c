@@ -100,7 +100,9 @@ chan_t *chan_make(size_t elem_size, size_t capacity)
         return NULL;
     c->elem_size = elem_size;
     c->cap = capacity;
-    c->buf = bufsize != 0 ? (unsigned char *)c + hdr : NULL;
+    /* Never NULL, even when there is no ring (cap or elem_size 0): the
+     * one-past-the-end pointer keeps chanbuf's arithmetic defined. */
+    c->buf = (unsigned char *)c + hdr;
     atomic_init(&c->count, 0);
     atomic_init(&c->closed, 0);
     c->sendx = 0;

@@ -50,6 +50,7 @@ struct chan {
     size_t elem_size;
     size_t cap;               /* ring size; 0: unbuffered */
     unsigned char *buf;       /* cap * elem_size bytes after the record */
+                              /* (never NULL, see chan_make) */
 
     /* c->lock.  Also read without it by the fast paths, chan_len and
      * chan_free's check: atomic, relaxed except where chan.c says. */

@@ -147,6 +147,10 @@ static chan_case_t send_case(chan_t *c, void *elem)
 /* ---- test/chan/select3.go: what blocks and what does not -------------- */
 
 static chan_t *closedch;
+/* Channels the always-blocking cases wait on for ever: made by the test
+ * and kept in globals, so that nothing is reachable only from a parked
+ * goroutine's stack (LeakSanitizer does not scan those). */
+static chan_t *blk_unbuffered[3];
 
 struct blocker {
     void (*fn)(void);
@@ -165,8 +169,7 @@ static void blk_send_nil(void) { chan_send(NULL, &(int){7}); }
 static void blk_recv_nil(void) { chan_recv(NULL, NULL); }
 static void blk_recv_unbuffered(void)
 {
-    chan_t *ch = chan_make(sizeof(int), 0);
-    chan_recv(ch, NULL);
+    chan_recv(blk_unbuffered[0], NULL);
 }
 static void blk_select_empty(void) { chan_select(NULL, 0, GO_FOREVER); }
 static void blk_select_nil_recv(void)
@@ -186,14 +189,13 @@ static void blk_select_nil_both(void)
 }
 static void blk_select_recv_unbuffered(void)
 {
-    chan_t *ch = chan_make(sizeof(int), 0);
-    chan_case_t k[] = {recv_case(ch, NULL)};
+    chan_case_t k[] = {recv_case(blk_unbuffered[1], NULL)};
     chan_select(k, 1, GO_FOREVER);
 }
 static void blk_select_self(void)
 {
     /* A select must not rendezvous with itself. */
-    chan_t *ch = chan_make(sizeof(int), 0);
+    chan_t *ch = blk_unbuffered[2];
     chan_case_t k[] = {send_case(ch, &(int){1}), recv_case(ch, NULL)};
     chan_select(k, 2, GO_FOREVER);
 }
@@ -274,6 +276,8 @@ static void test_select3_rules(void **state)
     (void)state;
     closedch = chan_make(sizeof(int), 0);
     chan_close(closedch);
+    for (int i = 0; i < 3; i++)
+        blk_unbuffered[i] = chan_make(sizeof(int), 0);
     for (size_t i = 0; i < NA; i++) {
         blk[i].fn = always[i];
         spawn(NULL, blocker_run, &blk[i]);
