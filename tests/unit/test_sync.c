@@ -317,8 +317,10 @@ static void test_mutex_starvation(void **state)
     }
     atomic_store(&b.stop, 1);
     wg_wait(&wg);
-    /* Go promises about 1 ms behind bargers; allow scheduling noise. */
-    if (worst > 500 * GO_MS)
+    /* Go promises about 1 ms behind bargers; allow for scheduling noise
+     * on a loaded machine or under a sanitizer.  Without starvation mode
+     * a waiter can lose to the tight loop for seconds. */
+    if (worst > 2 * GO_S)
         fail_msg("a waiter waited %lld ns behind barging lockers",
                  (long long)worst);
 }
