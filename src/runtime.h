@@ -246,6 +246,9 @@ void gort__netpoll_init(void);
 int gort__netpoll(int64_t delay);
 void gort__netpoll_break(void);
 bool gort__netpoll_waiters(void);
+/* Monitor: polls if goroutines wait on descriptors and nobody polled for
+   10 ms; returns how many goroutines it readied (global queue). */
+int gort__netpoll_sysmon(int64_t now);
 
 /* ---- futex (src/sched/futex.c) ---------------------------------------- */
 

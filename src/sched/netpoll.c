@@ -167,6 +167,10 @@ static int pd_wake(struct pd *pd, int what, int r)
 }
 
 static _Atomic int netpoll_woken;
+/* go_now() when the latest poll returned.  Relaxed: only a hint for the
+   monitor, which polls itself when this grows old. */
+static _Atomic int64_t last_poll;
+#define SYSMON_POLL_NS (10 * GO_MS)
 
 static void on_ready(void *token, int what)
 {
@@ -180,7 +184,26 @@ int gort__netpoll(int64_t delay)
 {
     atomic_store_explicit(&netpoll_woken, 0, memory_order_relaxed);
     gort__np_wait(delay, on_ready);
+    atomic_store_explicit(&last_poll, go_now(), memory_order_relaxed);
     return atomic_load_explicit(&netpoll_woken, memory_order_relaxed);
+}
+
+/*
+ * The monitor's poll (Go's sysmon netpoll).  Workers poll only when their
+ * queues run dry, and an idle one sleeps in the poller; but a P kept busy
+ * by goroutines that always find each other runnable (a go_yield loop)
+ * never gets there, and with every P busy nobody sleeps in the poller, so
+ * descriptors that became ready would wait forever.  When goroutines wait
+ * on descriptors, nobody is blocked in the poller and nobody polled for
+ * 10 ms, the monitor polls without blocking; what it readies goes to the
+ * global queue (it holds no P), where the busy Ps find it.
+ */
+int gort__netpoll_sysmon(int64_t now)
+{
+    if (!gort__netpoll_waiters() || atomic_load_explicit(&gort__sched.polling, memory_order_relaxed) ||
+        now - atomic_load_explicit(&last_poll, memory_order_relaxed) < SYSMON_POLL_NS)
+        return 0;
+    return gort__netpoll(0);
 }
 
 void gort__netpoll_init(void)

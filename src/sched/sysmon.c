@@ -32,7 +32,9 @@
  * GORT_MAXTHREADS (default 10,000, as in Go), past which newm panics.
  *
  * The monitor also runs the stack scavenger every 100 ms (stack.c), so
- * that giving pages back never costs a goroutine's hot path.
+ * that giving pages back never costs a goroutine's hot path, and polls
+ * the netpoller when nobody did for 10 ms (gort__netpoll_sysmon), so that
+ * Ps kept busy by yielding goroutines do not starve descriptor waiters.
  *
  * Memory ordering: `retire` is set with a CAS (one winner between the
  * monitor and go_maxprocs); the owner reads it relaxed at each switch, so
@@ -163,7 +165,7 @@ static void *sysmon(void *arg)
             gort__stack_scavenge();
             last_scavenge = go_now();
         }
-        if (retake(go_now(), gort__tick())) {
+        if (gort__netpoll_sysmon(go_now()) > 0 || retake(go_now(), gort__tick())) {
             idle = 0;
             delay = MIN_DELAY_NS;
             continue;

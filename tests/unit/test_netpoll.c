@@ -1187,6 +1187,70 @@ static void test_idle_wakeup(void **state)
     free(ct);
 }
 
+/*
+ * Every P kept busy by goroutines that yield to each other: none of them
+ * ever runs out of work, so no worker polls on its own and none sleeps in
+ * the poller.  A goroutine whose descriptor becomes ready must still be
+ * readied (the monitor polls when nobody did for 10 ms).
+ */
+static _Atomic int yielders_stop, yielders_done;
+
+static void yielder_body(void *arg)
+{
+    while (!atomic_load_explicit(&yielders_stop, memory_order_relaxed))
+        go_yield();
+    atomic_fetch_add_explicit(&yielders_done, 1, memory_order_release);
+}
+
+struct byte_reader {
+    int fd;
+    int64_t at[3];
+    _Atomic int count;
+};
+
+static void byte_reader_body(void *arg)
+{
+    struct byte_reader *br = arg;
+    for (int i = 0; i < 3; i++) {
+        char b;
+        if (go_read(br->fd, &b, 1) != 1)
+            break;
+        br->at[i] = go_now();
+        atomic_fetch_add_explicit(&br->count, 1, memory_order_release);
+    }
+}
+
+static void test_busy_ps_still_poll(void **state)
+{
+    int p[2], n = 2 * go_maxprocs(0);
+    struct byte_reader *br = calloc(1, sizeof *br);
+    make_pipe(p);
+    br->fd = p[0];
+    atomic_store(&yielders_stop, 0);
+    atomic_store(&yielders_done, 0);
+    assert_int_equal(go_spawn(byte_reader_body, br), 0);
+    msleep(20);
+    for (int i = 0; i < n; i++)
+        assert_int_equal(go_spawn(yielder_body, NULL), 0);
+    /* The first write may be seen by a worker that was already asleep in
+       the poller; after it, every worker is busy yielding. */
+    for (int i = 0; i < 3; i++) {
+        int64_t t0;
+        msleep(50);
+        t0 = go_now();
+        assert_int_equal(write(p[1], "r", 1), 1);
+        assert_true(wait_for(&br->count, i + 1, 5 * GO_S));
+        print_message("write %d: reader readied after %.2f ms with every P busy yielding\n", i,
+                      (double)(br->at[i] - t0) / 1e6);
+        assert_true(br->at[i] - t0 < GO_S);
+    }
+    atomic_store(&yielders_stop, 1);
+    assert_true(wait_for(&yielders_done, n, JOIN_TIMEOUT));
+    go_close(p[0]);
+    go_close(p[1]);
+    free(br);
+}
+
 int main(void)
 {
     struct rlimit rl;
@@ -1213,6 +1277,7 @@ int main(void)
         cmocka_unit_test(test_udp),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_idle_wakeup),
+        cmocka_unit_test(test_busy_ps_still_poll),
     };
     signal(SIGPIPE, SIG_IGN);
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
