@@ -7,17 +7,26 @@
  * goroutine waits on a descriptor, the runtime makes it non-blocking and
  * registers it with the backend once, edge-triggered.
  *
- * Readiness is remembered: an edge that finds no waiter sets rready or
- * wready, and the next wait consumes it without a system call (Go's
- * pdReady).  An edge that finds waiters wakes all those waiting for that
- * direction (they then retry the I/O; losers see EAGAIN and wait again).
+ * Readiness is remembered: an edge that finds no I/O waiter sets rready
+ * or wready, and the next I/O wait (after EAGAIN) consumes it without a
+ * system call (Go's pdReady).  An edge that finds waiters wakes all those
+ * waiting for that direction (they then retry the I/O; losers see EAGAIN
+ * and wait again).  go_fd_wait is different: its 0 promises readiness
+ * now, so it asks the kernel (poll with timeout 0, under pd->lock) instead
+ * of trusting remembered edges, and its wake-ups do not consume the edge.
  * Waiting entries live on the waiting goroutine's stack, linked into the
  * pd under pd->lock, and are removed by their owner after it resumes.
  *
  * go_close wakes every waiter with -EBADF before closing, so no goroutine
- * sleeps on a number that the kernel is about to reuse.  Descriptors that
+ * sleeps on a number that the kernel is about to reuse; the pd stays
+ * PD_CLOSING until close() returns, so that a goroutine that saw EAGAIN
+ * just before cannot register it again and sleep.  Descriptors that
  * goroutines wait on must be closed with go_close (as Go's net.Conn.Close);
  * a plain close() leaves the pd registered for a number that may be reused.
+ *
+ * Workers poll when they run out of work, one idle worker sleeps in the
+ * poller, and the monitor polls when nobody did for 10 ms
+ * (gort__netpoll_sysmon), so busy Ps cannot starve descriptor waiters.
  *
  * Descriptors epoll refuses (regular files) are marked not pollable; they
  * are always "ready", and the I/O calls run inside go_blocking_begin/end
@@ -27,8 +36,11 @@
  * On a plain thread the calls block as the system calls would: a
  * non-blocking descriptor is waited for with poll(2).
  *
- * Locks: pd->lock (rank after sched.lock; the scheduler never holds it
- * while taking another).  npwaiters counts entries, so that idle workers
+ * Locks: pd->lock (a spinlock, see pd_lock) is taken before sched.lock
+ * and p->timer_lock: waking a waiter readies it (gort__ready, wakep) with
+ * pd->lock held, and a parking waiter's deadline timer is armed before
+ * the commit releases pd->lock.  No path holds sched.lock or a timer lock
+ * while taking a pd->lock.  npwaiters counts entries, so that idle workers
  * only poll when someone waits.
  */
 #include <errno.h>
@@ -62,7 +74,7 @@ struct pd {
     bool rready, wready;     /* lock: an edge nobody consumed yet */
     struct fd_wait *waiters; /* lock */
 };
-enum { PD_NEW = 0, PD_POLLABLE = 1, PD_FILE = 2 };
+enum { PD_NEW = 0, PD_POLLABLE = 1, PD_FILE = 2, PD_CLOSING = 3 /* go_close */ };
 
 static struct pd *_Atomic pd_table[PD_CHUNKS];
 static pthread_mutex_t pd_table_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -117,6 +129,8 @@ static struct pd *pd_lookup(int fd)
 static int pd_prepare(struct pd *pd)
 {
     int flags, r;
+    if (pd->state == PD_CLOSING)
+        return -EBADF;
     if (pd->state != PD_NEW)
         return 0;
     flags = fcntl(pd->fd, F_GETFL);
@@ -471,17 +485,21 @@ int go_close(int fd)
         errno = saved;
         return r;
     }
-    /* close() under pd->lock: a goroutine that saw EAGAIN just before
-       must not re-register the descriptor and park between our wake-up and
-       the close (it would sleep forever); after the close, pd_prepare
-       fails with EBADF. */
+    /* PD_CLOSING until the close is done: a goroutine that saw EAGAIN
+       just before must not re-register the descriptor and park between
+       our wake-up and the close (it would sleep forever); pd_prepare
+       gives it -EBADF instead.  close() itself runs outside the lock (it
+       can block, with SO_LINGER). */
     pd_lock(pd);
     pd_wake(pd, NP_READ | NP_WRITE, -EBADF);
     if (pd->state == PD_POLLABLE)
         gort__np_unregister(fd);
-    pd->state = PD_NEW;
+    pd->state = PD_CLOSING;
     pd->rready = pd->wready = false;
+    pd_release(pd);
     r = close(fd) == 0 ? 0 : -errno;
+    pd_lock(pd);
+    pd->state = PD_NEW;
     pd_release(pd);
     errno = saved;
     return r;

@@ -879,6 +879,70 @@ static void test_close_wakes(void **state)
     free(c);
 }
 
+/*
+ * go_close racing a reader that is between EAGAIN and its wait: the reader
+ * must not re-register the descriptor and sleep after go_close woke the
+ * waiters (it would never wake).  Probabilistic: a plain thread keeps the
+ * reader busy with single bytes while go_close arrives at a random moment.
+ */
+struct close_race {
+    int fd;
+    ssize_t last;
+    _Atomic int done;
+};
+
+static void close_race_reader(void *arg)
+{
+    struct close_race *cr = arg;
+    char b;
+    for (;;) {
+        ssize_t r = go_read(cr->fd, &b, 1);
+        if (r <= 0) {
+            cr->last = r;
+            break;
+        }
+    }
+    atomic_store_explicit(&cr->done, 1, memory_order_release);
+}
+
+static void *close_race_writer(void *arg)
+{
+    int fd = *(int *)arg;
+    for (int i = 0; i < 500; i++)
+        if (write(fd, "x", 1) < 0)
+            break;
+    return NULL;
+}
+
+static void test_close_race(void **state)
+{
+    enum { ITERS = 400 };
+    int hung = 0;
+    unsigned seed = 12345;
+    for (int i = 0; i < ITERS && hung == 0; i++) {
+        struct close_race *cr = calloc(1, sizeof *cr);
+        pthread_t th;
+        int p[2];
+        make_pipe(p);
+        cr->fd = p[0];
+        assert_int_equal(go_spawn(close_race_reader, cr), 0);
+        assert_int_equal(pthread_create(&th, NULL, close_race_writer, &p[1]), 0);
+        seed = seed * 1103515245u + 12345u;
+        usleep((seed >> 16) % 200);
+        go_close(p[0]);
+        pthread_join(th, NULL);
+        if (!wait_for(&cr->done, 1, 2 * GO_S)) {
+            hung++;
+            print_message("iteration %d: the reader never woke after go_close\n", i);
+            continue; /* leak cr: the goroutine still points at it */
+        }
+        assert_true(cr->last == -EBADF || cr->last == 0);
+        go_close(p[1]);
+        free(cr);
+    }
+    assert_int_equal(hung, 0);
+}
+
 /* ---- many descriptors ------------------------------------------------------- */
 
 struct many {
@@ -1273,6 +1337,7 @@ int main(void)
         cmocka_unit_test(test_thread_tcp_blocking),
         cmocka_unit_test(test_thread_tcp_nonblocking),
         cmocka_unit_test(test_close_wakes),
+        cmocka_unit_test(test_close_race),
         cmocka_unit_test(test_thousand_pipes),
         cmocka_unit_test(test_udp),
         cmocka_unit_test(test_errors),
