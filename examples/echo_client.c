@@ -1,9 +1,11 @@
 /*
  * echo_client.c - load generator for echo_server.
  *
- *   echo_client PORT [CONNS [ROUNDS [SIZE]]]     (defaults 100, 100, 32)
+ *   echo_client [HOST] PORT [CONNS [ROUNDS [SIZE]]]   (defaults 127.0.0.1,
+ *                                                      100, 100, 32)
  *
- * Opens CONNS connections to 127.0.0.1:PORT, one goroutine each; every
+ * Opens CONNS connections to HOST:PORT (an IPv4 address), one goroutine
+ * each; every
  * goroutine does ROUNDS round trips of a SIZE-byte message (write it, read
  * the echo back, check every byte) and records each round trip's latency.
  * Prints the round trips per second over the whole run and the latency
@@ -119,7 +121,7 @@ static void raise_fd_limit(void)
 
 static _Noreturn void usage(void)
 {
-    fprintf(stderr, "usage: echo_client PORT [CONNS [ROUNDS [SIZE]]]\n");
+    fprintf(stderr, "usage: echo_client [HOST] PORT [CONNS [ROUNDS [SIZE]]]\n");
     exit(2);
 }
 
@@ -140,17 +142,20 @@ int main(int argc, char **argv)
     long port, total, ok = 0;
     int64_t t0, elapsed;
     int64_t *sorted;
-    if (argc < 2)
+    int a = 1;
+    server.sin_family = AF_INET;
+    server.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (argc > 1 && inet_pton(AF_INET, argv[1], &server.sin_addr) == 1)
+        a = 2; /* a host came first */
+    if (argc <= a)
         usage();
-    port = arg(argv, 1, argc, 0, 65535);
-    nconns = arg(argv, 2, argc, nconns, 1000000);
-    rounds = arg(argv, 3, argc, rounds, 100000000);
-    msg_size = arg(argv, 4, argc, msg_size, 1 << 20);
+    port = arg(argv, a, argc, 0, 65535);
+    nconns = arg(argv, a + 1, argc, nconns, 1000000);
+    rounds = arg(argv, a + 2, argc, rounds, 100000000);
+    msg_size = arg(argv, a + 3, argc, msg_size, 1 << 20);
     total = nconns * rounds;
     signal(SIGPIPE, SIG_IGN);
     raise_fd_limit();
-    server.sin_family = AF_INET;
-    server.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     server.sin_port = htons((uint16_t)port);
     samples = calloc((size_t)total, sizeof *samples);
     sorted = malloc((size_t)total * sizeof *sorted);
