@@ -354,11 +354,14 @@ int go_fd_wait(int fd, int events, int64_t timeout_ns)
 }
 
 /* Prepares fd for goroutine I/O; returns its pd or NULL on a plain thread.
-   *err gets a negative errno on failure. */
-static struct pd *io_begin(int fd, int *err)
+   *err gets a negative errno on failure; *file (if not NULL) whether fd is
+   a regular file (read under the lock: go_close may change the state). */
+static struct pd *io_begin(int fd, int *err, bool *file)
 {
     struct pd *pd;
     *err = 0;
+    if (file)
+        *file = false;
     gort__init();
     if (!gort__in_goroutine())
         return NULL;
@@ -369,6 +372,8 @@ static struct pd *io_begin(int fd, int *err)
     }
     pd_lock(pd);
     *err = pd_prepare(pd);
+    if (file)
+        *file = pd->state == PD_FILE;
     pd_release(pd);
     return pd;
 }
@@ -384,8 +389,8 @@ static int io_wait(struct pd *pd, int fd, int events)
 ssize_t go_read(int fd, void *buf, size_t n)
 {
     int err;
-    struct pd *pd = io_begin(fd, &err);
-    bool file = pd && pd->state == PD_FILE;
+    bool file;
+    struct pd *pd = io_begin(fd, &err, &file);
     if (err)
         return err;
     for (;;) {
@@ -409,8 +414,8 @@ ssize_t go_read(int fd, void *buf, size_t n)
 ssize_t go_write(int fd, const void *buf, size_t n)
 {
     int err;
-    struct pd *pd = io_begin(fd, &err);
-    bool file = pd && pd->state == PD_FILE;
+    bool file;
+    struct pd *pd = io_begin(fd, &err, &file);
     size_t done = 0;
     if (err)
         return err;
@@ -438,7 +443,7 @@ ssize_t go_write(int fd, const void *buf, size_t n)
 int go_accept(int fd, struct sockaddr *addr, socklen_t *len)
 {
     int err;
-    struct pd *pd = io_begin(fd, &err);
+    struct pd *pd = io_begin(fd, &err, NULL);
     if (err)
         return err;
     for (;;) {
@@ -458,7 +463,7 @@ int go_connect(int fd, const struct sockaddr *addr, socklen_t len)
 {
     int err, soerr = 0;
     socklen_t sl = sizeof soerr;
-    struct pd *pd = io_begin(fd, &err);
+    struct pd *pd = io_begin(fd, &err, NULL);
     if (err)
         return err;
     if (connect(fd, addr, len) == 0)

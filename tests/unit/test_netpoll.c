@@ -36,6 +36,36 @@
 
 #define JOIN_TIMEOUT (10 * GO_S)
 
+#if defined(__SANITIZE_THREAD__)
+#define GORT_TEST_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define GORT_TEST_TSAN 1
+#endif
+#endif
+#if defined(GORT_TEST_TSAN) || defined(__SANITIZE_ADDRESS__)
+#define GORT_TEST_SANITIZER 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define GORT_TEST_SANITIZER 1
+#endif
+#endif
+
+/*
+ * Upper bounds on latencies are the machine's, not only the runtime's:
+ * under a sanitizer or an emulator (qemu-user, seen through the
+ * QEMU_LD_PREFIX it needs), or with GORT_TEST_NO_TIMING set, they are
+ * multiplied by 40 and only catch lost wake-ups.
+ */
+static int64_t slack(void)
+{
+#ifdef GORT_TEST_SANITIZER
+    return 40;
+#else
+    return getenv("QEMU_LD_PREFIX") || getenv("GORT_TEST_NO_TIMING") ? 40 : 1;
+#endif
+}
+
 /* Polls *v until it reaches target or timeout_ns passes. */
 static bool wait_for(_Atomic int *v, int target, int64_t timeout_ns)
 {
@@ -225,7 +255,7 @@ static void test_fd_wait_level(void **state)
     assert_int_equal(go_spawn(fdw_body, c), 0);
     assert_true(wait_for(&c->done, 1, JOIN_TIMEOUT));
     assert_int_equal(c->result, 0);
-    assert_true(c->t_end - c->t_start < 200 * GO_MS);
+    assert_true(c->t_end - c->t_start < slack() * 200 * GO_MS);
     assert_int_equal(read(p[0], buf, 4), 4); /* now empty */
     free(c);
     c = fdw_new(p[0], GO_READABLE, 50 * GO_MS);
@@ -245,7 +275,7 @@ static void test_fd_wait_level(void **state)
         assert_true(wait_for(&rw->done, 1, JOIN_TIMEOUT));
         assert_int_equal(rw->r_read, 4);
         assert_int_equal(rw->r_wait, 0);
-        assert_true(rw->waited < 200 * GO_MS);
+        assert_true(rw->waited < slack() * 200 * GO_MS);
         free(rw);
     }
     go_close(p[0]);
@@ -263,7 +293,7 @@ static void test_fd_wait_timeout(void **state)
     assert_true(wait_for(&c->done, 1, JOIN_TIMEOUT));
     assert_int_equal(c->result, -ETIMEDOUT);
     assert_true(c->t_end - c->t_start >= 50 * GO_MS);
-    assert_true(c->t_end - c->t_start < 2 * GO_S);
+    assert_true(c->t_end - c->t_start < slack() * 2 * GO_S);
     free(c);
     /* Plain thread. */
     t0 = go_now();
@@ -277,7 +307,7 @@ static void test_fd_wait_timeout(void **state)
     assert_int_equal(write(p[1], "z", 1), 1);
     assert_true(wait_for(&c->done, 1, JOIN_TIMEOUT));
     assert_int_equal(c->result, 0);
-    assert_true(c->t_end - c->t_start < GO_S);
+    assert_true(c->t_end - c->t_start < slack() * GO_S);
     free(c);
     go_close(p[0]);
     go_close(p[1]);
@@ -347,7 +377,7 @@ static void test_fd_wait_hangup(void **state)
     assert_int_equal(go_spawn(fdw_body, c), 0);
     assert_true(wait_for(&c->done, 1, JOIN_TIMEOUT));
     assert_int_equal(c->result, 0);
-    assert_true(c->t_end - c->t_start < GO_S);
+    assert_true(c->t_end - c->t_start < slack() * GO_S);
     free(c);
     assert_int_equal(go_read(p[0], &b, 1), 0); /* EOF */
     go_close(p[0]);
@@ -867,7 +897,7 @@ static void test_close_wakes(void **state)
     assert_int_equal(rd->result, -EBADF);
     assert_int_equal(wr->result, -EBADF);
     assert_int_equal(c->result, -EBADF);
-    assert_true(rd->t_end - t0 < GO_S);
+    assert_true(rd->t_end - t0 < slack() * GO_S);
     /* go_close of a closed descriptor: -EBADF. */
     assert_int_equal(go_close(p[0]), -EBADF);
     go_close(p[1]);
@@ -919,6 +949,11 @@ static void test_close_race(void **state)
     enum { ITERS = 400 };
     int hung = 0;
     unsigned seed = 12345;
+#ifdef GORT_TEST_TSAN
+    /* The test closes a descriptor while a read(2) on it may be in flight,
+       on purpose; ThreadSanitizer reports exactly that. */
+    skip();
+#endif
     for (int i = 0; i < ITERS && hung == 0; i++) {
         struct close_race *cr = calloc(1, sizeof *cr);
         pthread_t th;
@@ -1228,8 +1263,8 @@ static void test_idle_wakeup(void **state)
                   (double)lat[ROUNDS / 2] / 1e3, (double)lat[ROUNDS - 1] / 1e3);
     print_message("idle wake-up via channel:    median %.1f us, max %.1f us\n",
                   (double)clat[ROUNDS / 2] / 1e3, (double)clat[ROUNDS - 1] / 1e3);
-    assert_true(lat[ROUNDS - 1] < 50 * GO_MS);
-    assert_true(clat[ROUNDS - 1] < 50 * GO_MS);
+    assert_true(lat[ROUNDS - 1] < slack() * 50 * GO_MS);
+    assert_true(clat[ROUNDS - 1] < slack() * 50 * GO_MS);
     /* The background waiters are still waiting; release them. */
     for (int i = 0; i < NBG; i++) {
         assert_int_equal(atomic_load(&bgw[i]->done), 0);
@@ -1306,7 +1341,7 @@ static void test_busy_ps_still_poll(void **state)
         assert_true(wait_for(&br->count, i + 1, 5 * GO_S));
         print_message("write %d: reader readied after %.2f ms with every P busy yielding\n", i,
                       (double)(br->at[i] - t0) / 1e6);
-        assert_true(br->at[i] - t0 < GO_S);
+        assert_true(br->at[i] - t0 < slack() * GO_S);
     }
     atomic_store(&yielders_stop, 1);
     assert_true(wait_for(&yielders_done, n, JOIN_TIMEOUT));
