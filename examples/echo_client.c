@@ -187,6 +187,8 @@ int main(int argc, char **argv)
         printf("latency (us): p50 %.1f  p90 %.1f  p99 %.1f  max %.1f\n", pct(sorted, (size_t)ok, 50),
                pct(sorted, (size_t)ok, 90), pct(sorted, (size_t)ok, 99),
                (double)sorted[ok - 1] / 1e3);
+    free(samples);
+    free(sorted);
     if (ok == total && atomic_load(&failed) == 0) {
         printf("all %ld round trips succeeded\n", total);
         return 0;

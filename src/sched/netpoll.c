@@ -54,6 +54,18 @@
 #include "netpoll.h"
 #include "runtime.h"
 
+/* The poller gets a pd from epoll's event data, published to it by the
+   kernel (epoll_ctl); ThreadSanitizer does not see that edge. */
+#if defined(GORT_TSAN)
+void __tsan_acquire(void *addr);
+void __tsan_release(void *addr);
+#define TSAN_RELEASE(p) __tsan_release(p)
+#define TSAN_ACQUIRE(p) __tsan_acquire(p)
+#else
+#define TSAN_RELEASE(p) ((void)0)
+#define TSAN_ACQUIRE(p) ((void)0)
+#endif
+
 #define PD_CHUNK 1024
 #define PD_CHUNKS 4096 /* up to 4M descriptors */
 
@@ -136,6 +148,7 @@ static int pd_prepare(struct pd *pd)
     flags = fcntl(pd->fd, F_GETFL);
     if (flags < 0)
         return -errno;
+    TSAN_RELEASE(pd);
     r = gort__np_register(pd->fd, pd);
     if (r == -EPERM) {
         pd->state = PD_FILE;
@@ -189,6 +202,7 @@ static _Atomic int64_t last_poll;
 static void on_ready(void *token, int what)
 {
     struct pd *pd = token;
+    TSAN_ACQUIRE(pd);
     pd_lock(pd);
     atomic_fetch_add_explicit(&netpoll_woken, pd_wake(pd, what, 0), memory_order_relaxed);
     pd_release(pd);
