@@ -82,7 +82,7 @@ struct pd {
                                 commit on the next context, so it must not
                                 be a mutex that checks its owner thread */
     int fd;
-    uint8_t state;           /* lock: PD_NEW, PD_POLLABLE, PD_FILE */
+    uint8_t state;           /* lock: PD_NEW, PD_POLLABLE, PD_FILE, PD_CLOSING */
     bool rready, wready;     /* lock: an edge nobody consumed yet */
     struct fd_wait *waiters; /* lock */
 };
