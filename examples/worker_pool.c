@@ -66,7 +66,7 @@ static void work(void *arg)
 static void close_when_done(void *arg)
 {
     struct pool *p = arg;
-    wg_wait(&p->wg);          /* every worker has returned... */
+    wg_wait(&p->wg);            /* every worker has returned... */
     int_chan_close(p->results); /* ...so nobody can send any more */
 }
 
