@@ -234,10 +234,18 @@ static void order_sleeper(void *arg)
     atomic_fetch_add(&order_done, 1);
 }
 
+static _Atomic long spawners_ready;
+
+/* Two spawners meet first (spinning, so they are on two workers at once),
+   then each spawns half the sleepers onto its own P. */
 static void order_spawner(void *arg)
 {
     intptr_t first = (intptr_t)arg;
-    for (intptr_t i = first; i < first + ORDER_N / 4; i++)
+    int64_t give_up = mono_ns() + 2 * (int64_t)1000000000;
+    atomic_fetch_add(&spawners_ready, 1);
+    while (atomic_load(&spawners_ready) < 2 && mono_ns() < give_up)
+        ;
+    for (intptr_t i = first; i < first + ORDER_N / 2; i++)
         go_spawn(order_sleeper, (void *)i);
 }
 
@@ -247,47 +255,58 @@ static int cmp_seq(const void *a, const void *b)
     return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
-/* Timers armed on several Ps fire in deadline order, give or take the
-   timer granularity: no goroutine wakes before its deadline, and none
-   wakes after another whose deadline was 20 ms later. */
+/*
+ * Timers armed on several Ps fire in deadline order, give or take the
+ * timer granularity: no goroutine wakes before its deadline, and none
+ * wakes clearly (5 ms) after another whose deadline was 20 ms later.
+ * Goroutines that wake together are not compared: when the kernel stalls
+ * the process on a loaded machine, every timer due meanwhile fires in one
+ * batch at the end of the stall, in any order, which says nothing about
+ * the runtime's order.
+ */
 static void test_timer_order_across_ps(void **state)
 {
     int old = go_maxprocs(0);
     long early = 0, inverted = 0, worst_inv = 0, ntids = 0, tids[16];
-    int64_t max_deadline = 0;
+    int64_t max_deadline = 0, worst_late = 0;
     if (old < 2)
         go_maxprocs(2);
     atomic_store(&order_seq, 0);
     atomic_store(&order_done, 0);
-    for (intptr_t k = 0; k < 4; k++)
-        assert_int_equal(go_spawn(order_spawner, (void *)(k * (ORDER_N / 4))), 0);
+    atomic_store(&spawners_ready, 0);
+    for (intptr_t k = 0; k < 2; k++)
+        assert_int_equal(go_spawn(order_spawner, (void *)(k * (ORDER_N / 2))), 0);
     assert_true(wait_for(&order_done, ORDER_N, 30000));
     if (old < 2)
         go_maxprocs(old);
-    qsort(order_recs, ORDER_N, sizeof order_recs[0], cmp_seq);
-    for (int i = 0; i < ORDER_N; i++) {
+    qsort(order_recs, ORDER_N, sizeof order_recs[0], cmp_seq); /* wake order */
+    for (int i = 0, j = 0; i < ORDER_N; i++) {
         const struct order_rec *r = &order_recs[i];
         bool seen = false;
         if (r->woke < r->deadline)
             early++;
+        if (r->woke - r->deadline > worst_late)
+            worst_late = r->woke - r->deadline;
+        /* max_deadline: over those that woke 5 ms or more before r. */
+        for (; j < i && order_recs[j].woke <= r->woke - 5 * MS; j++)
+            if (order_recs[j].deadline > max_deadline)
+                max_deadline = order_recs[j].deadline;
         if (max_deadline - r->deadline > 20 * MS) {
             inverted++;
             if ((max_deadline - r->deadline) / MS > worst_inv)
                 worst_inv = (max_deadline - r->deadline) / MS;
         }
-        if (r->deadline > max_deadline)
-            max_deadline = r->deadline;
         for (int k = 0; k < ntids; k++)
             seen |= tids[k] == r->tid;
         if (!seen && ntids < 16)
             tids[ntids++] = r->tid;
     }
-    print_message("    %d timers armed on %ld threads: %ld out of order by > 20 ms (worst %ld ms)\n",
-                  ORDER_N, ntids, inverted, worst_inv);
+    print_message("    %d timers armed on %ld threads: %ld out of order (worst by %ld ms), "
+                  "latest %.1f ms late\n",
+                  ORDER_N, ntids, inverted, worst_inv, (double)worst_late / 1e6);
     assert_int_equal(early, 0);
     assert_true(ntids >= 2);
-    /* "Roughly": a loaded machine may delay a worker now and then. */
-    assert_true(inverted <= ORDER_N / 100);
+    assert_int_equal(inverted, 0);
 }
 
 int main(void)
