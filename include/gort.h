@@ -132,7 +132,7 @@ typedef struct go_cond {
 
 #define WG_INIT {0}
 #define GO_MUTEX_INIT {0}
-#define GO_RWMUTEX_INIT {{0}}
+#define GO_RWMUTEX_INIT {0}
 #define GO_ONCE_INIT {0}
 #define GO_COND_INIT {0}
 

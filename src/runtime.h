@@ -109,7 +109,7 @@ struct gort_g {
     struct gort_defer *defers;       /* owner g only */
     struct gort_m *lockedm;          /* go_lock_os_thread: owner g */
     uint32_t lockcount;
-    int32_t blocking;                /* go_blocking_begin nesting */
+    int32_t blocking;                /* go_blocking_begin nesting: owner g */
     uint64_t start_tick;             /* cheap clock at first run */
     gort_waiter_t waiter;            /* the one waiter of this goroutine */
     struct gort_timer timer;         /* sleep and park deadlines */
@@ -182,7 +182,8 @@ struct gort_m {
     struct gort_g *after_prev;
     void *after_arg;
     /* Monitor hand-off (sysmon.c). */
-    _Atomic int32_t in_blocking;     /* go_blocking_begin nesting (owner) */
+    _Atomic int32_t in_blocking;     /* 1: curg is inside go_blocking_begin
+                                        (owner writes, monitor reads) */
     _Atomic uint64_t blocking_since; /* gort__tick() at the outermost begin */
     pthread_t thread;
     void *altstack;
@@ -234,6 +235,7 @@ void gort__p_retire_mark(struct gort_p *p);     /* see sysmon.c */
 void gort__gopark(void (*commit)(void *), void *arg);
 void gort__wakep(void);
 void gort__sysmon_start(void);
+void gort__blocking_resume(struct gort_m *m); /* curg resumed inside go_blocking */
 uint64_t gort__tick(void);                     /* cheap monotonic tick */
 int64_t gort__ticks_to_ns(uint64_t ticks);
 

@@ -49,6 +49,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <ucontext.h>
 #include <unistd.h>
 
 #include "runtime.h"
@@ -444,11 +445,27 @@ void gort__stack_check(struct gort_g *g)
         overflow(g);
 }
 
-static bool is_overflow(struct gort_g *g, uintptr_t addr)
+/* The interrupted stack pointer, from the signal's machine context. */
+static uintptr_t fault_sp(void *uctx)
+{
+    ucontext_t *uc = uctx;
+#if defined(__x86_64__)
+    return (uintptr_t)uc->uc_mcontext.gregs[REG_RSP];
+#else
+    return (uintptr_t)uc->uc_mcontext.sp;
+#endif
+}
+
+static bool is_overflow(struct gort_g *g, uintptr_t addr, uintptr_t sp)
 {
     const struct gort_stack *s = g->stack;
     if (!s)
         return false;
+    /* The goroutine's stack pointer left its usable region: it ran past
+       the bottom (with canaries, frames may have skipped over the canary
+       page into a neighbouring stack before anything faulted). */
+    if (sp < s->lo + st.page)
+        return true;
     /* The guard page, or (canary stacks) just below or in the bottom page. */
     if (addr >= s->lo - st.page && addr < s->lo + st.page)
         return true;
@@ -461,7 +478,7 @@ static void handle_segv(int sig, siginfo_t *si, void *uctx)
     struct gort_g *g = m ? m->curg : NULL;
     struct sigaction *old = sig == SIGSEGV ? &st.old_segv : &st.old_bus;
 
-    if (g && is_overflow(g, (uintptr_t)si->si_addr))
+    if (g && is_overflow(g, (uintptr_t)si->si_addr, fault_sp(uctx)))
         overflow(g);
     /* Not ours: behave as if the runtime were not there. */
     if (old->sa_flags & SA_SIGINFO) {

@@ -399,6 +399,17 @@ static void prepare_first_run(struct gort_g *g)
     if (!g->stack)
         gort__fatal("out of memory allocating a stack for goroutine %llu",
                     (unsigned long long)g->id);
+#if defined(GORT_ASAN)
+    /* A reused stack keeps the shadow of frames that never returned (the
+       exit path of its last goroutine, a select that parked deep); new
+       frames do not clear all of it.  Unpoison the part that sees use. */
+    {
+        size_t n = g->stack->hi - g->stack->lo - 4096;
+        if (n > 64 * 1024)
+            n = 64 * 1024;
+        __asan_unpoison_memory_region((void *)(g->stack->hi - n), n);
+    }
+#endif
     g->sp = gort__ctx_make((void *)g->stack->hi, g_entry, g);
     g->saved_errno = 0;
     g->start_tick = gort__tick();
@@ -416,8 +427,11 @@ static inline void resumed(void)
     __sanitizer_finish_switch_fiber(g ? g->asan_fake_stack : m->asan_fake_stack, NULL, NULL);
 #endif
     after_switch(m);
-    if (g)
+    if (g) {
         gort__errno_set(g->saved_errno);
+        if (unlikely(g->blocking))
+            gort__blocking_resume(m);
+    }
 }
 
 /*
@@ -433,6 +447,8 @@ static void switch_to(struct gort_m *m, struct gort_g *from, struct gort_g *to,
     void **save = from ? &from->sp : &m->g0_sp;
     if (from) {
         from->saved_errno = errno;
+        if (unlikely(from->blocking))
+            atomic_store_explicit(&m->in_blocking, 0, memory_order_relaxed);
         if (unlikely(from->stack->guard == GUARD_CANARY))
             gort__stack_check(from);
     }

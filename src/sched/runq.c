@@ -202,7 +202,7 @@ struct gort_g *gort__globrunq_get_locked(struct gort_p *p, int32_t max)
    the owner may keep running meanwhile). */
 struct gort_g *gort__runq_take_all(struct gort_p *p)
 {
-    struct gort_g *list = NULL, *g;
+    struct gort_g *list = NULL, **tail = &list, *g;
     for (;;) {
         uint32_t h = atomic_load_explicit(&p->runq_head, memory_order_acquire);
         uint32_t t = atomic_load_explicit(&p->runq_tail, memory_order_acquire);
@@ -213,10 +213,12 @@ struct gort_g *gort__runq_take_all(struct gort_p *p)
         g = atomic_load_explicit(&p->runq[h & RQ_MASK], memory_order_relaxed);
         if (atomic_compare_exchange_weak_explicit(&p->runq_head, &h, h + 1,
                                                   memory_order_release, memory_order_relaxed)) {
-            g->schedlink = list;
-            list = g;
+            g->schedlink = NULL; /* queue order is kept: FIFO */
+            *tail = g;
+            tail = &g->schedlink;
         }
     }
+    /* runnext would have run first: it leads the list. */
     g = atomic_exchange_explicit(&p->runnext, NULL, memory_order_acq_rel);
     if (g) {
         g->schedlink = list;

@@ -53,32 +53,52 @@
 #define MAX_DELAY_NS (10 * GO_MS)
 #define SCAVENGE_PERIOD_NS (100 * GO_MS)
 
+/* The monitor sleeps on this futex word between looks; 1 while it is in a
+   long (backed-off) sleep, so that go_blocking_begin can shorten it. */
+static _Atomic uint32_t mon_sleeping;
+
+/*
+ * The nesting count belongs to the goroutine (g->blocking); m->in_blocking
+ * mirrors "the goroutine this M runs is inside go_blocking", for the
+ * monitor.  switch_to clears it when such a goroutine switches out (it may
+ * park between begin and end, e.g. a channel operation inside) and sets it
+ * again where it resumes (gort__blocking_resume).
+ */
 void go_blocking_begin(void)
 {
     struct gort_m *m = gort__m_self();
-    if (!m || !m->curg)
+    struct gort_g *g = m ? m->curg : NULL;
+    if (!g)
         return;
-    if (atomic_load_explicit(&m->in_blocking, memory_order_relaxed) == 0)
-        atomic_store_explicit(&m->blocking_since, gort__tick(), memory_order_relaxed);
-    /* Release: blocking_since is published with the count. */
-    atomic_store_explicit(&m->in_blocking,
-                          atomic_load_explicit(&m->in_blocking, memory_order_relaxed) + 1,
-                          memory_order_release);
+    if (g->blocking++ > 0)
+        return;
+    atomic_store_explicit(&m->blocking_since, gort__tick(), memory_order_relaxed);
+    /* Release: blocking_since is published with the flag. */
+    atomic_store_explicit(&m->in_blocking, 1, memory_order_release);
+    /* A monitor that backed off to 10 ms would see us far too late. */
+    if (atomic_load_explicit(&mon_sleeping, memory_order_relaxed) &&
+        atomic_exchange_explicit(&mon_sleeping, 0, memory_order_relaxed))
+        gort__futex_wake(&mon_sleeping, 1);
 }
 
 void go_blocking_end(void)
 {
     struct gort_m *m = gort__m_self();
-    int32_t n;
-    if (!m || !m->curg)
+    struct gort_g *g = m ? m->curg : NULL;
+    if (!g || g->blocking <= 0)
         return;
-    n = atomic_load_explicit(&m->in_blocking, memory_order_relaxed);
-    if (n <= 0)
+    if (--g->blocking > 0)
         return;
-    atomic_store_explicit(&m->in_blocking, n - 1, memory_order_relaxed);
+    atomic_store_explicit(&m->in_blocking, 0, memory_order_relaxed);
     /* Our P was given away while we blocked: give back the slot now. */
-    if (n == 1 && atomic_load_explicit(&m->p->retire, memory_order_relaxed))
+    if (atomic_load_explicit(&m->p->retire, memory_order_relaxed))
         go_yield();
+}
+
+void gort__blocking_resume(struct gort_m *m)
+{
+    atomic_store_explicit(&m->blocking_since, gort__tick(), memory_order_relaxed);
+    atomic_store_explicit(&m->in_blocking, 1, memory_order_release);
 }
 
 /* Marks p to retire and puts a fresh P in its place.  Returns false if it
@@ -152,20 +172,43 @@ static bool retake(int64_t now, uint64_t nowtick)
     return acted;
 }
 
+/* Some M runs a goroutine inside go_blocking: keep looking every 20 us. */
+static bool any_blocking(void)
+{
+    int32_t n = atomic_load_explicit(&gort__sched.nallp, memory_order_acquire);
+    for (int32_t i = 0; i < n; i++) {
+        struct gort_m *m = atomic_load_explicit(&gort__sched.allp[i]->m, memory_order_acquire);
+        if (m && atomic_load_explicit(&m->in_blocking, memory_order_relaxed))
+            return true;
+    }
+    return false;
+}
+
 static void *sysmon(void *arg)
 {
     int64_t delay = MIN_DELAY_NS, last_scavenge = go_now();
     int idle = 0;
     (void)arg;
     for (;;) {
-        struct timespec ts = {.tv_sec = 0, .tv_nsec = delay};
-        while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-            ;
+        if (delay > MIN_DELAY_NS) {
+            /* Long sleep: go_blocking_begin may cut it short. */
+            atomic_store_explicit(&mon_sleeping, 1, memory_order_relaxed);
+            gort__futex_wait(&mon_sleeping, 1, go_now() + delay);
+            if (!atomic_exchange_explicit(&mon_sleeping, 0, memory_order_relaxed)) {
+                idle = 0; /* woken: a goroutine entered go_blocking */
+                delay = MIN_DELAY_NS;
+            }
+        } else {
+            struct timespec ts = {.tv_sec = 0, .tv_nsec = delay};
+            while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+                ;
+        }
         if (go_now() - last_scavenge > SCAVENGE_PERIOD_NS) {
             gort__stack_scavenge();
             last_scavenge = go_now();
         }
-        if (gort__netpoll_sysmon(go_now()) > 0 || retake(go_now(), gort__tick())) {
+        if (gort__netpoll_sysmon(go_now()) > 0 || retake(go_now(), gort__tick()) ||
+            any_blocking()) {
             idle = 0;
             delay = MIN_DELAY_NS;
             continue;

@@ -84,7 +84,10 @@ static void heap_remove(struct gort_p *p, int32_t i)
     struct gort_timer *t = p->timers[i];
     int32_t last = --p->ntimers;
     t->idx = -1;
-    atomic_store_explicit(&t->p, NULL, memory_order_relaxed);
+    /* Release: every read of t by this heap's lock holder happened before;
+       a deleter (or the owner re-arming t) that acquires p == NULL may
+       write t freely. */
+    atomic_store_explicit(&t->p, NULL, memory_order_release);
     if (i != last) {
         heap_set(p, i, p->timers[last]);
         sift_down(p, i);
@@ -133,7 +136,8 @@ void gort__timer_add(struct gort_timer *t)
 bool gort__timer_del(struct gort_timer *t)
 {
     for (;;) {
-        struct gort_p *p = atomic_load_explicit(&t->p, memory_order_relaxed);
+        /* Acquire: pairs with heap_remove's release (see there). */
+        struct gort_p *p = atomic_load_explicit(&t->p, memory_order_acquire);
         if (!p)
             return false;
         pthread_mutex_lock(&p->timer_lock);
