@@ -52,15 +52,20 @@ gort__ctx_switch:
     stp     d10, d11, [sp, #GORT_CTX_D8+16]
     stp     d12, d13, [sp, #GORT_CTX_D8+32]
     stp     d14, d15, [sp, #GORT_CTX_D8+48]
-    mrs     x9, fpcr
-    str     x9, [sp, #GORT_CTX_FPCR]
+    mrs     x10, fpcr               /* ours stays in x10 (a temporary) */
+    str     x10, [sp, #GORT_CTX_FPCR]
 
     mov     x9, sp
     str     x9, [x0]
     mov     sp, x1
 
+    /* Writing FPCR can be slow and contexts almost always share it:
+       write only when it differs. */
     ldr     x9, [sp, #GORT_CTX_FPCR]
+    cmp     x9, x10
+    b.eq    1f
     msr     fpcr, x9
+1:
     ldp     x19, x20, [sp, #0]
     ldp     x21, x22, [sp, #16]
     ldp     x23, x24, [sp, #32]

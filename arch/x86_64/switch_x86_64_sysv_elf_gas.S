@@ -7,7 +7,8 @@
  * same numbers are GORT_CTX_* in arch/ctx.h):
  *
  *   offset  content
- *   0       MXCSR (control and status, 4 bytes), x87 control word (2), pad
+ *   0       MXCSR (4 bytes), x87 control word (2), pad (2); reloaded on
+ *           resume only if the control bits differ from the current ones
  *   8       r12
  *   16      r13
  *   24      r14
@@ -47,12 +48,22 @@ gort__ctx_switch:
     leaq    -8(%rsp), %rsp
     stmxcsr GORT_CTX_FPU(%rsp)
     fnstcw  GORT_CTX_FPU+4(%rsp)
+    movl    GORT_CTX_FPU(%rsp), %eax    /* ours, kept in scratch registers */
+    movzwl  GORT_CTX_FPU+4(%rsp), %edx
 
     movq    %rsp, (%rdi)
     movq    %rsi, %rsp
 
-    ldmxcsr GORT_CTX_FPU(%rsp)
-    fldcw   GORT_CTX_FPU+4(%rsp)
+    /* ldmxcsr and fldcw are slow (microcoded) and contexts almost always
+       share their control words: reload only when they differ.  MXCSR's
+       status bits (0-5) are caller-saved in the ABI: not compared. */
+    movl    GORT_CTX_FPU(%rsp), %ecx
+    xorl    %eax, %ecx
+    andl    $0xffc0, %ecx
+    jnz     1f
+    cmpw    GORT_CTX_FPU+4(%rsp), %dx
+    jne     1f
+2:
     leaq    8(%rsp), %rsp
     popq    %r12
     popq    %r13
@@ -61,6 +72,9 @@ gort__ctx_switch:
     popq    %rbx
     popq    %rbp
     ret
+1:  ldmxcsr GORT_CTX_FPU(%rsp)
+    fldcw   GORT_CTX_FPU+4(%rsp)
+    jmp     2b
     .cfi_endproc
     .size   gort__ctx_switch, .-gort__ctx_switch
 
