@@ -138,6 +138,7 @@ struct gort_p {
                                         (go_maxprocs shrank, or its M
                                         blocked: see sysmon.c) */
     bool spare;                      /* on the spare list: sched.lock */
+    bool wake_deferred;              /* owner: see put_local in proc.c */
     /* monitor-only */
     uint32_t mon_tick;
     int64_t mon_since;

@@ -106,23 +106,33 @@ static bool gstatus_move_ok(uint32_t from, uint32_t to)
     }
 }
 
+__attribute__((noinline, cold, noreturn)) static void gstatus_fatal(struct gort_g *g, uint32_t cur,
+                                                                  uint32_t from, uint32_t to)
+{
+    if (!gstatus_move_ok(from, to))
+        gort__fatal("casgstatus: bad transition %s -> %s for goroutine %llu",
+                    gstatus_names[from], gstatus_names[to], (unsigned long long)g->id);
+    gort__fatal("casgstatus: goroutine %llu is %s, not %s (moving to %s)",
+                (unsigned long long)g->id, cur < 6 ? gstatus_names[cur] : "?",
+                gstatus_names[from], gstatus_names[to]);
+}
+
 /*
- * The one place goroutine states change.  Release/acquire: the CAS that
- * makes a goroutine RUNNABLE publishes everything its waker wrote (the
- * received value, the wake result) to the M that later sees it RUNNING.
+ * The one place goroutine states change.  Every transition has exactly one
+ * party entitled to make it (the dequeuer runs it, the goroutine itself
+ * parks or yields, the single winner of the waiter claim readies it), so a
+ * load-check-store is enough and costs no locked instruction; a violated
+ * protocol still shows up as a state that is not `from`.
+ * Release/acquire: the store that makes a goroutine RUNNABLE publishes
+ * everything its waker wrote (the received value, the wake result) to the
+ * M that later loads it to run it.
  */
 void gort__casgstatus(struct gort_g *g, uint32_t from, uint32_t to)
 {
-    uint32_t cur = from;
-    if (unlikely(!gstatus_move_ok(from, to)))
-        gort__fatal("casgstatus: bad transition %s -> %s for goroutine %llu",
-                    gstatus_names[from], gstatus_names[to], (unsigned long long)g->id);
-    if (unlikely(!atomic_compare_exchange_strong_explicit(&g->status, &cur, to,
-                                                          memory_order_acq_rel,
-                                                          memory_order_acquire)))
-        gort__fatal("casgstatus: goroutine %llu is %s, not %s (moving to %s)",
-                    (unsigned long long)g->id, cur < 6 ? gstatus_names[cur] : "?",
-                    gstatus_names[from], gstatus_names[to]);
+    uint32_t cur = atomic_load_explicit(&g->status, memory_order_acquire);
+    if (unlikely(cur != from || !gstatus_move_ok(from, to)))
+        gstatus_fatal(g, cur, from, to);
+    atomic_store_explicit(&g->status, to, memory_order_release);
 }
 
 /* ---- deferred calls -------------------------------------------------- */

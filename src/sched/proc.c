@@ -493,6 +493,42 @@ static void g_entry(void *arg)
 }
 
 /*
+ * Puts a goroutine readied (or spawned) on this P and decides whether
+ * another worker should be woken for it.
+ *
+ * Go wakes a worker for every ready.  When the readier is about to block
+ * (a channel ping-pong, a request/response), that wake-up costs a futex
+ * round trip and lets the woken worker steal the goroutine from run-next,
+ * bouncing the pair between cores: Go's ping-pong is slower on two
+ * workers than on one.  So a goroutine that lands in an empty queue (only
+ * run-next holds it) defers the wake-up: the P runs it at its next
+ * scheduling point, and flush_deferred_wake then wakes a worker if work is
+ * still queued.  A second readied goroutine (the queue is no longer
+ * empty) wakes one at once, so fan-out still spreads.  If the readier
+ * instead computes for long, the monitor wakes a worker for the waiting
+ * goroutine (sysmon.c).
+ */
+static void put_local(struct gort_p *p, struct gort_g *g, bool next)
+{
+    bool had_work = !gort__runq_empty(p);
+    gort__runq_put(p, g, next);
+    if (had_work || !next)
+        gort__wakep();
+    else
+        p->wake_deferred = true;
+}
+
+/* At a scheduling point, after taking the next goroutine. */
+static inline void flush_deferred_wake(struct gort_p *p)
+{
+    if (unlikely(p->wake_deferred)) {
+        p->wake_deferred = false;
+        if (!gort__runq_empty(p))
+            gort__wakep();
+    }
+}
+
+/*
  * The next goroutine this P should run without going through g0, or NULL
  * to go through g0 (nothing local, this M is locked to its goroutine, the
  * P is being retired, or the candidate is locked to another M).
@@ -520,6 +556,7 @@ static struct gort_g *pick_local(struct gort_m *m, struct gort_p *p)
         gort__runq_put(p, g, true);
         return NULL;
     }
+    flush_deferred_wake(p);
     return g;
 }
 
@@ -572,12 +609,12 @@ void gort__ready(struct gort_g *g, bool next)
     struct gort_m *m = gort__m_self();
     gort__casgstatus(g, G_WAITING, G_RUNNABLE);
     if (m && m->p) {
-        gort__runq_put(m->p, g, next);
-    } else {
-        pthread_mutex_lock(&gort__sched.lock);
-        gort__globrunq_put_locked(g);
-        pthread_mutex_unlock(&gort__sched.lock);
+        put_local(m->p, g, next);
+        return;
     }
+    pthread_mutex_lock(&gort__sched.lock);
+    gort__globrunq_put_locked(g);
+    pthread_mutex_unlock(&gort__sched.lock);
     gort__wakep();
 }
 
@@ -644,7 +681,8 @@ int go_spawn(void (*fn)(void *arg), void *arg)
         atomic_store_explicit(&p->ngoroutines,
                               atomic_load_explicit(&p->ngoroutines, memory_order_relaxed) + 1,
                               memory_order_release);
-        gort__runq_put(p, g, true);
+        put_local(p, g, true);
+        return 0;
     } else {
         atomic_fetch_add_explicit(&gort__sched.ngoroutines_ext, 1, memory_order_release);
         pthread_mutex_lock(&gort__sched.lock);
@@ -927,6 +965,7 @@ static void schedule(struct gort_m *m)
         g = find_runnable(m);
         if (m->spinning)
             reset_spinning(m);
+        flush_deferred_wake(m->p);
         if (g->lockedm && g->lockedm != m) {
             start_locked_m(m, g);
             continue;

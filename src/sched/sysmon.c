@@ -52,6 +52,7 @@
 #define MIN_DELAY_NS (20 * GO_US)
 #define MAX_DELAY_NS (10 * GO_MS)
 #define SCAVENGE_PERIOD_NS (100 * GO_MS)
+#define DEFERRED_WAKE_NS (50 * GO_US)
 
 /* The monitor sleeps on this futex word between looks; 1 while it is in a
    long (backed-off) sleep, so that go_blocking_begin can shorten it. */
@@ -156,6 +157,14 @@ static bool retake(int64_t now, uint64_t nowtick)
         }
         if (!has_waiting_work(p))
             continue;
+        /* A goroutine waits on a P whose goroutine keeps running (its wake
+           was deferred, proc.c put_local): let an idle worker take it. */
+        if (now - p->mon_since > DEFERRED_WAKE_NS && !gort__runq_empty(p) &&
+            atomic_load_explicit(&gort__sched.npidle, memory_order_relaxed) > 0 &&
+            atomic_load_explicit(&gort__sched.nmspinning, memory_order_relaxed) == 0) {
+            gort__wakep();
+            acted = true;
+        }
         if (atomic_load_explicit(&m->in_blocking, memory_order_acquire) > 0) {
             uint64_t since = atomic_load_explicit(&m->blocking_since, memory_order_relaxed);
             stuck = nowtick > since && gort__ticks_to_ns(nowtick - since) > BLOCKING_THRESHOLD_NS;

@@ -1288,7 +1288,7 @@ static int run_scenario(const char *name)
         } else {
             go_spawn(child_blocked_recv, c);
         }
-        go_sleep(50 * GO_MS);
+        go_sleep(300 * GO_MS); /* let it block, even on a loaded machine */
         chan_free(c);
     }
     fprintf(stderr, "scenario %s returned\n", name);
