@@ -667,6 +667,13 @@ static void test_canary_checked_at_switch(void **state)
     static const char *const guard[] = {"GORT_STACK_MAX=64K", "GORT_STACK_GUARD", NULL};
     const char *const *envs[] = {canary, guard};
     REQUIRE_FORK();
+#if defined(GORT_ASAN)
+    /* ASan lays frames out with redzones the program never writes, and the
+       canary words may sit in one; going 1 KiB past the limit then touches
+       only this stack's own spare bottom page, so nothing is corrupted and
+       nothing need be reported.  The unbounded cases above still apply. */
+    skip();
+#endif
     for (int k = 0; k < 2; k++) {
         struct child c;
         char want[96];
@@ -682,11 +689,16 @@ static void test_canary_checked_at_switch(void **state)
 
 /* ---- SIGSEGV that is not an overflow ---------------------------------------------- */
 
+/* A store to page zero at a small offset (p->field with p NULL): not an
+   overflow.  Not NULL itself, which UBSan would stop before the fault. */
+#define BAD_ADDR ((uintptr_t)8)
+static volatile uintptr_t bad_addr = BAD_ADDR; /* opaque to the compiler */
+
 static void write_null(void *arg)
 {
     printf("id=%" PRIu64 "\n", go_id());
     fflush(stdout);
-    *(volatile int *)(uintptr_t)arg = 42;
+    *(volatile int *)bad_addr = 42;
 }
 
 static int child_null_write(void)
@@ -704,7 +716,7 @@ static void user_segv(int sig, siginfo_t *si, void *uc)
     (void)uc;
     if (write(STDERR_FILENO, msg, sizeof msg - 1) < 0)
         _exit(44);
-    _exit(si->si_addr == NULL ? 42 : 43);
+    _exit((uintptr_t)si->si_addr == BAD_ADDR ? 42 : 43);
 }
 
 static int child_null_write_user_handler(void)
@@ -722,7 +734,8 @@ static void test_other_segv_still_kills(void **state)
 {
     struct child c;
     REQUIRE_FORK();
-    /* Default disposition: killed by SIGSEGV, no overflow message. */
+    /* Default disposition (the child resets cmocka's, and a sanitizer's,
+       handler first): killed by SIGSEGV, no overflow message. */
     run_child(child_null_write, NULL, 60, &c);
     if (!died_of(&c, SIGSEGV) || strstr(c.err, "stack overflow"))
         print_child("NULL write", &c);
@@ -863,6 +876,12 @@ static void test_overflow_canary_mid_chunk(void **state)
     run_child(child_overflow_mid_chunk, env, 60, &c);
     snprintf(want, sizeof want, "fatal error: stack overflow in goroutine %lld (limit 1048576 bytes)",
              child_value(&c, "id"));
+#if defined(GORT_ASAN)
+    /* ASan may see the write into the neighbour's stack first: also fine. */
+    if (strstr(c.err, "AddressSanitizer: stack-buffer-overflow") && !exited_with(&c, 0) &&
+        !c.timed_out)
+        return;
+#endif
     if (!died_of(&c, SIGABRT) || !strstr(c.err, want))
         print_child("canary, mid-chunk, sparse frames", &c);
     assert_true(died_of(&c, SIGABRT));
