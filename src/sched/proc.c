@@ -811,11 +811,14 @@ static struct gort_g *find_runnable(struct gort_m *m)
 top:
     p = m->p;
     if (atomic_load_explicit(&p->retire, memory_order_relaxed)) {
-        retire_p(m);
+        /* Stop counting as spinning first: retire_p's wakep must be able
+           to start an M for the work it hands over (it would see us
+           spinning and do nothing, and we are about to sleep). */
         if (m->spinning) {
             m->spinning = false;
             atomic_fetch_sub_explicit(&gort__sched.nmspinning, 1, memory_order_seq_cst);
         }
+        retire_p(m);
         stopm(m);
         goto top;
     }
