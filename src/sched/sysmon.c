@@ -151,7 +151,7 @@ static bool retake(int64_t now, uint64_t nowtick)
             }
             continue;
         }
-        if (tick != p->mon_tick) {
+        if (tick != p->mon_tick || p->mon_since == 0) { /* 0: first look */
             p->mon_tick = tick;
             p->mon_since = now;
         }
