@@ -33,6 +33,15 @@
 
 #include <gort.h>
 
+/* Under ThreadSanitizer every live goroutine is a TSan fiber, and TSan
+   allows 8128 threads and fibers at once (and runs ~10x slower): the
+   scale tests run scaled down there; everything else is the same. */
+#if defined(GORT_TSAN)
+#define TSAN_OR(small, big) (small)
+#else
+#define TSAN_OR(small, big) (big)
+#endif
+
 /* ---- joining from the test thread ---------------------------------------- */
 
 __attribute__((unused)) static int64_t mono_ns(void)
@@ -175,7 +184,7 @@ static void test_sleep_plain_threads(void **state)
 
 /* ---- 100,000 sleepers ----------------------------------------------------------------- */
 
-#define MANY 100000
+#define MANY TSAN_OR(4000, 100000)
 static _Atomic long many_woke, many_early;
 static _Atomic int64_t many_last_wake;
 
@@ -205,13 +214,13 @@ static void test_100k_sleepers(void **state)
     assert_true(wait_for(&many_woke, MANY, 30000));
     assert_true(wait_goroutines(base, 10000));
     assert_int_equal(atomic_load(&many_early), 0);
-    print_message("    100,000 x go_sleep(10 ms): spawned in %.0f ms, all awake after %.0f ms\n",
+    print_message("    %d x go_sleep(10 ms): spawned in %.0f ms, all awake after %.0f ms\n", MANY,
                   (double)(spawned - t0) / 1e6, (double)(atomic_load(&many_last_wake) - t0) / 1e6);
 }
 
 /* ---- deadline order across Ps ------------------------------------------------------------ */
 
-#define ORDER_N 2000
+#define ORDER_N TSAN_OR(200, 2000)
 struct order_rec {
     int64_t deadline;
     int64_t woke;
@@ -306,7 +315,12 @@ static void test_timer_order_across_ps(void **state)
                   ORDER_N, ntids, inverted, worst_inv, (double)worst_late / 1e6);
     assert_int_equal(early, 0);
     assert_true(ntids >= 2);
+#if !defined(GORT_TSAN)
+    /* Under TSan a goroutine's wake-up, run and exit cost milliseconds,
+       so on two CPUs the woken goroutines queue up and run late and out of
+       order: the run order no longer shows the timers' order. */
     assert_int_equal(inverted, 0);
+#endif
 }
 
 int main(void)
