@@ -178,6 +178,9 @@ struct gort_m {
     struct gort_m *link;             /* idle list: sched.lock */
     int32_t id;
     bool exiting;                    /* take the thread down with lockedg */
+    bool np_collect;                 /* owner: polling without a P; gort__ready
+                                        appends to np_list instead */
+    struct gort_g *np_list;
     /* What the context we switch to must do first (after_switch). */
     void (*after_fn)(struct gort_m *m, struct gort_g *prev, void *arg);
     struct gort_g *after_prev;

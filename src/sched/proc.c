@@ -612,6 +612,16 @@ void gort__ready(struct gort_g *g, bool next)
         put_local(m->p, g, next);
         return;
     }
+    if (m && m->np_collect) {
+        /* The polling M, between epoll and taking a P (poll_until_timer).
+           Appended, so that the list keeps the order of the events. */
+        struct gort_g **pp = &m->np_list;
+        while (*pp)
+            pp = &(*pp)->schedlink;
+        g->schedlink = NULL;
+        *pp = g;
+        return;
+    }
     pthread_mutex_lock(&gort__sched.lock);
     gort__globrunq_put_locked(g);
     pthread_mutex_unlock(&gort__sched.lock);
@@ -770,6 +780,7 @@ static bool poll_until_timer(struct gort_m *m)
     uint32_t zero = 0;
     int64_t next = gort__timers_next(), delay = -1, now;
     struct gort_p *p;
+    struct gort_g *list;
     if (!atomic_compare_exchange_strong_explicit(&gort__sched.polling, &zero, 1,
                                                  memory_order_seq_cst, memory_order_relaxed)) {
         int64_t until = atomic_load_explicit(&gort__sched.poll_until, memory_order_seq_cst);
@@ -787,15 +798,31 @@ static bool poll_until_timer(struct gort_m *m)
         delay = next > now ? next - now : 0;
     if (!gort__runq_empty_any())
         delay = 0;
+    /* Goroutines the poll readies are collected on this M (gort__ready),
+       not pushed to the global queue with a wake-up each: this M is about
+       to take a P and run them itself. */
+    m->np_collect = true;
     gort__netpoll(delay);
+    m->np_collect = false;
+    list = m->np_list;
+    m->np_list = NULL;
     atomic_store_explicit(&gort__sched.poll_until, 0, memory_order_seq_cst);
     atomic_store_explicit(&gort__sched.polling, 0, memory_order_seq_cst);
     pthread_mutex_lock(&gort__sched.lock);
     p = pidle_get();
     pthread_mutex_unlock(&gort__sched.lock);
-    if (!p)
+    if (!p) {
+        gort__inject_list(list);
         return false;
+    }
     acquirep(m, p);
+    /* The first readied runs here next; the rest queue behind it, and one
+       more worker is woken if there is more than one. */
+    while (list) {
+        struct gort_g *g = list;
+        list = g->schedlink;
+        gort__runq_put(p, g, false);
+    }
     return true;
 }
 
@@ -888,6 +915,12 @@ top:
         }
     }
     if (poll_until_timer(m)) {
+        if (!gort__runq_empty(m->p)) {
+            g = gort__runq_get(m->p);
+            if (!gort__runq_empty(m->p))
+                gort__wakep(); /* more than one: get help */
+            return g;
+        }
         m->spinning = true;
         atomic_fetch_add_explicit(&gort__sched.nmspinning, 1, memory_order_seq_cst);
         goto top;
