@@ -143,6 +143,38 @@ GORT_API void wg_wait(wg_t *wg);
 GORT_API void go_mutex_lock(go_mutex_t *m);
 GORT_API bool go_mutex_trylock(go_mutex_t *m);
 GORT_API void go_mutex_unlock(go_mutex_t *m);
+/* The slow path of go_mutex_unlock after the fast path has subtracted the
+   lock bit (state is the new value); called by the inline fast path. */
+GORT_API void go_mutex_unlock_slow(go_mutex_t *m, int32_t state);
+
+/*
+ * Inline fast paths, as Go inlines sync.Mutex's: an uncontended lock is
+ * one CAS and an unlock one atomic add, with no call.  The functions of
+ * the same names exist too (their address can be taken, and
+ * -DGORT_NO_INLINE turns these off).
+ */
+#if !defined(GORT_BUILDING_LIBRARY) && !defined(GORT_NO_INLINE)
+static inline void gort_mutex_lock_inline_(go_mutex_t *m)
+{
+    int32_t unlocked = 0;
+    /* acquire: pairs with the release of the previous unlock */
+    if (__builtin_expect(!atomic_compare_exchange_strong_explicit(
+                             &m->state_, &unlocked, 1, memory_order_acquire,
+                             memory_order_relaxed), 0))
+        go_mutex_lock(m);
+}
+
+static inline void gort_mutex_unlock_inline_(go_mutex_t *m)
+{
+    /* release: pairs with the acquire of the next lock */
+    int32_t state = atomic_fetch_sub_explicit(&m->state_, 1, memory_order_release) - 1;
+    if (__builtin_expect(state != 0, 0))
+        go_mutex_unlock_slow(m, state);
+}
+#define go_mutex_lock(m) gort_mutex_lock_inline_(m)
+#define go_mutex_unlock(m) gort_mutex_unlock_inline_(m)
+#endif
+
 GORT_API void go_rwmutex_rlock(go_rwmutex_t *m);
 GORT_API void go_rwmutex_runlock(go_rwmutex_t *m);
 GORT_API void go_rwmutex_lock(go_rwmutex_t *m);

@@ -123,7 +123,32 @@ struct gort_g {
 
 struct gort_g *gort__g_alloc(struct gort_p *p);
 void gort__g_free(struct gort_p *p, struct gort_g *g);
-void gort__casgstatus(struct gort_g *g, uint32_t from, uint32_t to);
+_Noreturn void gort__gstatus_fatal(struct gort_g *g, uint32_t cur, uint32_t from, uint32_t to);
+bool gort__gstatus_move_ok(uint32_t from, uint32_t to);
+
+/*
+ * The one place goroutine states change (Go's casgstatus).  Every
+ * transition has exactly one party entitled to make it (the dequeuer runs
+ * it, the goroutine itself parks or yields, the single winner of the
+ * waiter claim readies it), so a load-check-store is enough and costs no
+ * locked instruction; a violated protocol still shows up as a state that
+ * is not `from` and aborts.  The legality of from -> to is checked in
+ * debug builds (the call sites use constants).
+ * Release/acquire: the store that makes a goroutine RUNNABLE publishes
+ * everything its waker wrote (the received value, the wake result) to the
+ * M that later loads it to run it.
+ */
+static inline void gort__casgstatus(struct gort_g *g, uint32_t from, uint32_t to)
+{
+    uint32_t cur = atomic_load_explicit(&g->status, memory_order_acquire);
+#ifndef NDEBUG
+    if (unlikely(!gort__gstatus_move_ok(from, to)))
+        gort__gstatus_fatal(g, cur, from, to);
+#endif
+    if (unlikely(cur != from))
+        gort__gstatus_fatal(g, cur, from, to);
+    atomic_store_explicit(&g->status, to, memory_order_release);
+}
 uint64_t gort__g_newid(struct gort_p *p);
 void gort__run_defers(struct gort_g *g);
 
@@ -176,6 +201,7 @@ struct gort_m {
     bool spinning;                   /* owner; counted in sched.nmspinning */
     struct gort_g *lockedg;          /* go_lock_os_thread */
     struct gort_m *link;             /* idle list: sched.lock */
+    struct gort_m *alllink;          /* every M ever made: sched.lock */
     int32_t id;
     bool exiting;                    /* take the thread down with lockedg */
     bool np_collect;                 /* owner: polling without a P; gort__ready

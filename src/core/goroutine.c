@@ -117,22 +117,16 @@ __attribute__((noinline, cold, noreturn)) static void gstatus_fatal(struct gort_
                 gstatus_names[from], gstatus_names[to]);
 }
 
-/*
- * The one place goroutine states change.  Every transition has exactly one
- * party entitled to make it (the dequeuer runs it, the goroutine itself
- * parks or yields, the single winner of the waiter claim readies it), so a
- * load-check-store is enough and costs no locked instruction; a violated
- * protocol still shows up as a state that is not `from`.
- * Release/acquire: the store that makes a goroutine RUNNABLE publishes
- * everything its waker wrote (the received value, the wake result) to the
- * M that later loads it to run it.
- */
-void gort__casgstatus(struct gort_g *g, uint32_t from, uint32_t to)
+/* Out of line so that gort__casgstatus (runtime.h) stays a few
+   instructions on the switch path. */
+void gort__gstatus_fatal(struct gort_g *g, uint32_t cur, uint32_t from, uint32_t to)
 {
-    uint32_t cur = atomic_load_explicit(&g->status, memory_order_acquire);
-    if (unlikely(cur != from || !gstatus_move_ok(from, to)))
-        gstatus_fatal(g, cur, from, to);
-    atomic_store_explicit(&g->status, to, memory_order_release);
+    gstatus_fatal(g, cur, from, to);
+}
+
+bool gort__gstatus_move_ok(uint32_t from, uint32_t to)
+{
+    return gstatus_move_ok(from, to);
 }
 
 /* ---- deferred calls -------------------------------------------------- */

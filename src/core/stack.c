@@ -44,6 +44,7 @@
  *   - s->lo, s->hi and s->guard never change after allocation.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <execinfo.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -121,6 +122,28 @@ static long read_max_map_count(void)
     return v;
 }
 
+/*
+ * Does MADV_GUARD_INSTALL really guard?  Some environments (qemu-user 7.2)
+ * accept the advice and install nothing.  The kernel refuses to read a
+ * guard page on our behalf: write(2) from it into a pipe must fail with
+ * EFAULT.
+ */
+static bool madvise_guard_works(void)
+{
+    bool ok = false;
+    int fds[2];
+    void *p = mmap(NULL, st.page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED)
+        return false;
+    if (madvise(p, st.page, MADV_GUARD_INSTALL) == 0 && pipe2(fds, O_CLOEXEC) == 0) {
+        ok = write(fds[1], p, 1) < 0 && errno == EFAULT;
+        close(fds[0]);
+        close(fds[1]);
+    }
+    munmap(p, st.page);
+    return ok;
+}
+
 static void handle_segv(int sig, siginfo_t *si, void *uctx);
 
 void gort__stack_init(void)
@@ -143,7 +166,7 @@ void gort__stack_init(void)
     st.limit = (want + st.page - 1) & ~(st.page - 1);
     st.map_size = st.limit + st.page;
     st.mprotect_budget = read_max_map_count() / 4;
-    st.mode = GUARD_MADVISE;
+    st.mode = madvise_guard_works() ? GUARD_MADVISE : GUARD_MPROTECT;
     if (mode && strcmp(mode, "mprotect") == 0)
         st.mode = GUARD_MPROTECT;
     else if (mode && strcmp(mode, "canary") == 0)

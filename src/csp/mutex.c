@@ -202,6 +202,11 @@ static void mutex_unlock_slow(go_mutex_t *m, int32_t new)
     }
 }
 
+void go_mutex_unlock_slow(go_mutex_t *m, int32_t state)
+{
+    mutex_unlock_slow(m, state);
+}
+
 void go_mutex_unlock(go_mutex_t *m)
 {
     /* release: pairs with the acquire RMW of the next locker. */

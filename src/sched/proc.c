@@ -247,7 +247,7 @@ static int newm(struct gort_p *p, bool spinning)
         gort__fatal("program exceeds %d-thread limit (GORT_MAXTHREADS)", gort__sched.maxthreads);
     }
     m->id = gort__sched.nthreads++;
-    m->link = allm;
+    m->alllink = allm;
     allm = m;
     pthread_mutex_unlock(&gort__sched.lock);
     pthread_attr_init(&attr);
