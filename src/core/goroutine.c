@@ -44,6 +44,32 @@ uint64_t gort__g_newid(struct gort_p *p)
     return p->goid_next++;
 }
 
+/* Plain threads (main spawning a million goroutines) have no P cache:
+   they take free records from the global list 32 at a time.  A thread
+   that exits leaves at most that many records behind. */
+#define T_CACHE_BATCH 32
+static __thread struct gort_g *t_cache __attribute__((tls_model("initial-exec")));
+
+static struct gort_g *g_alloc_thread(void)
+{
+    struct gort_g *g = t_cache;
+    if (!g) {
+        pthread_mutex_lock(&gfree_lock);
+        g = gfree;
+        for (int i = 1; gfree && i < T_CACHE_BATCH; i++)
+            gfree = gfree->schedlink;
+        if (gfree) {
+            struct gort_g *rest = gfree->schedlink;
+            gfree->schedlink = NULL;
+            gfree = rest;
+        }
+        pthread_mutex_unlock(&gfree_lock);
+    }
+    if (g)
+        t_cache = g->schedlink;
+    return g;
+}
+
 struct gort_g *gort__g_alloc(struct gort_p *p)
 {
     struct gort_g *g = NULL;
@@ -51,12 +77,14 @@ struct gort_g *gort__g_alloc(struct gort_p *p)
         g = p->g_cache;
         p->g_cache = g->schedlink;
         p->ng_cache--;
-    } else {
+    } else if (p) {
         pthread_mutex_lock(&gfree_lock);
         g = gfree;
         if (g)
             gfree = g->schedlink;
         pthread_mutex_unlock(&gfree_lock);
+    } else {
+        g = g_alloc_thread();
     }
     if (!g) {
         g = calloc(1, sizeof *g);
