@@ -24,6 +24,10 @@
  *      whenever the goroutine switches out and in the fault handler, with
  *      a one-line warning naming vm.max_map_count.
  * GORT_STACK_GUARD=madvise|mprotect|canary forces a mode (for tests).
+ * Whatever the mode, each chunk of 16 stacks has one guard page below it,
+ * so that a canary-mode overflow that runs through its neighbours still
+ * faults before leaving the chunk.  MADV_GUARD_INSTALL is trusted only
+ * after a probe shows that it guards (qemu-user accepts it and does not).
  *
  * Reuse.  Touching a fresh page costs microseconds on virtual machines, so
  * a finished goroutine's stack goes back hot to its P's cache (owner-only,
@@ -240,13 +244,22 @@ static void install_guard(struct gort_stack *s)
 static struct gort_stack *map_chunk(void)
 {
     size_t n = STACKS_PER_CHUNK;
-    uint8_t *base = mmap(NULL, n * st.map_size, PROT_READ | PROT_WRITE,
+    uint8_t *base = mmap(NULL, st.page + n * st.map_size, PROT_READ | PROT_WRITE,
                          MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
     if (base == MAP_FAILED)
         return NULL;
-    madvise(base, n * st.map_size, MADV_NOHUGEPAGE);
+    madvise(base, st.page + n * st.map_size, MADV_NOHUGEPAGE);
+    /* A guard below the whole chunk, whatever the stacks' own mode: an
+       overflow from a canary-guarded stack runs down through its
+       neighbours (nothing faults there) but stops here, where the fault
+       handler sees a stack pointer below the goroutine's stack.  One page
+       per chunk; mprotect'ed only where guard markers do not work. */
+    if (atomic_load_explicit(&st.mode, memory_order_relaxed) != GUARD_MADVISE ||
+        madvise(base, st.page, MADV_GUARD_INSTALL) != 0)
+        mprotect(base, st.page, PROT_NONE);
+    base += st.page;
     for (size_t i = n; i-- > 0;) {
-        uintptr_t lo = (uintptr_t)base + i * st.map_size;
+        uintptr_t lo = (uintptr_t)base + i * st.map_size; /* base: past the chunk guard */
         uintptr_t top = lo + st.map_size;
         struct gort_stack *s = (struct gort_stack *)(top - 64);
         s->lo = lo;

@@ -115,7 +115,7 @@ void gort__timer_add(struct gort_timer *t)
 {
     struct gort_m *m = gort__m_self();
     struct gort_p *p = m ? m->p : NULL;
-    int64_t until;
+    int64_t until, when = t->when; /* t is not ours once it is in the heap */
     if (!p)
         gort__fatal("timer armed without a P");
     pthread_mutex_lock(&p->timer_lock);
@@ -129,7 +129,7 @@ void gort__timer_add(struct gort_timer *t)
        existed: wake it if we are earlier (Go's wakeNetPoller).  seq_cst
        pairs with the poller's store of poll_until before it sleeps. */
     until = atomic_load_explicit(&gort__sched.poll_until, memory_order_seq_cst);
-    if (until != 0 && t->when < until)
+    if (until != 0 && when < until)
         gort__netpoll_break();
 }
 
