@@ -63,6 +63,8 @@ void __tsan_switch_to_fiber(void *fiber, unsigned flags);
 #endif
 
 #define DEEP_STACK_NS (50 * 1000) /* see release_stack */
+#define LINGER_ROUNDS 20          /* find_runnable: ~20 x 64 pauses, a few us */
+#define LINGER_PAUSES 64
 
 struct gort_sched gort__sched = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
@@ -885,6 +887,19 @@ top:
             }
             if ((g = steal_work(m, p)) != NULL)
                 return g;
+            /* Linger a few microseconds before sleeping: work often comes
+               back at once (a producer readying its consumer), and a futex
+               sleep plus wake-up costs far more than this.  Bounded, and
+               only for a spinning M (at most half the busy Ps). */
+            for (int i = 0; i < LINGER_ROUNDS; i++) {
+                gort__procyield(LINGER_PAUSES);
+                if (!gort__runq_empty_any()) {
+                    if ((g = gort__runq_get(p)) != NULL || (g = steal_work(m, p)) != NULL)
+                        return g;
+                    if (atomic_load_explicit(&gort__sched.runq_size, memory_order_relaxed) > 0)
+                        goto top;
+                }
+            }
         }
     }
     /* Nothing: give up the P. */
