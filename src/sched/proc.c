@@ -790,11 +790,22 @@ static bool poll_until_timer(struct gort_m *m)
             gort__netpoll_break();
         return false;
     }
-    atomic_store_explicit(&gort__sched.poll_until, next ? next : INT64_MAX, memory_order_seq_cst);
-    /* Re-check after publishing poll_until: a timer armed just before it
-       was stored did not see us (gort__timer_add reads poll_until after
-       arming, seq_cst on both sides). */
-    next = gort__timers_next();
+    /* Publish when we will wake, then re-read the timers: one armed just
+       before the store did not see us (gort__timer_add reads poll_until
+       after arming).  The sleep must be computed from exactly the value
+       published: a poller that published T but slept for ever (a timer
+       running elsewhere made the re-read see none) left every timer armed
+       after T unwoken, since their adders saw poll_until <= their `when`. */
+    for (;;) {
+        int64_t again;
+        atomic_store_explicit(&gort__sched.poll_until, next ? next : INT64_MAX,
+                              memory_order_seq_cst);
+        atomic_thread_fence(memory_order_seq_cst); /* Dekker: see gort__timer_add */
+        again = gort__timers_next();
+        if (again == next)
+            break;
+        next = again;
+    }
     now = go_now();
     if (next != 0)
         delay = next > now ? next - now : 0;

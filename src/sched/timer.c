@@ -128,6 +128,13 @@ void gort__timer_add(struct gort_timer *t)
     /* An M asleep in the netpoller computed its wake-up before this timer
        existed: wake it if we are earlier (Go's wakeNetPoller).  seq_cst
        pairs with the poller's store of poll_until before it sleeps. */
+    /* Dekker with poll_until_timer (proc.c): we publish timer0, then read
+       poll_until; the poller publishes poll_until, then reads every
+       timer0.  The fences make at least one side see the other: without
+       them a store buffer lets both read the old values, and the poller
+       sleeps past our timer for ever (seen under qemu as a goroutine
+       stuck in go_sleep). */
+    atomic_thread_fence(memory_order_seq_cst);
     until = atomic_load_explicit(&gort__sched.poll_until, memory_order_seq_cst);
     if (until != 0 && when < until)
         gort__netpoll_break();
