@@ -193,27 +193,32 @@ static int pd_wake(struct pd *pd, int what, int r)
     return n;
 }
 
-static _Atomic int netpoll_woken;
 /* go_now() when the latest poll returned.  Relaxed: only a hint for the
    monitor, which polls itself when this grows old. */
 static _Atomic int64_t last_poll;
 #define SYSMON_POLL_NS (10 * GO_MS)
 
-static void on_ready(void *token, int what)
+static int on_ready(void *token, int what)
 {
     struct pd *pd = token;
+    int n;
     TSAN_ACQUIRE(pd);
     pd_lock(pd);
-    atomic_fetch_add_explicit(&netpoll_woken, pd_wake(pd, what, 0), memory_order_relaxed);
+    n = pd_wake(pd, what, 0);
     pd_release(pd);
+    return n;
 }
 
+/* Returns how many goroutines this call readied.  Counted per call, not
+   in a shared counter: several threads poll at once (a worker's
+   non-blocking poll beside the blocked poller), and a shared count reset
+   by one of them made another believe it had readied nothing, so it gave
+   up a P with the readied goroutine still in its run queue. */
 int gort__netpoll(int64_t delay)
 {
-    atomic_store_explicit(&netpoll_woken, 0, memory_order_relaxed);
-    gort__np_wait(delay, on_ready);
+    int n = gort__np_wait(delay, on_ready);
     atomic_store_explicit(&last_poll, go_now(), memory_order_relaxed);
-    return atomic_load_explicit(&netpoll_woken, memory_order_relaxed);
+    return n;
 }
 
 /*

@@ -17,6 +17,8 @@ int gort__np_register(int fd, void *token); /* 0 or -errno (-EPERM: not pollable
 void gort__np_unregister(int fd);
 void gort__np_break(void);                  /* makes a blocked np_wait return */
 /* Waits up to delay ns (<0: forever) and calls ready(token, NP_*) for each
-   event; returns the number of events. */
-int gort__np_wait(int64_t delay, void (*ready)(void *token, int events));
+   event; returns the sum of what ready() returned (goroutines readied).
+   A call with delay 0 never consumes a pending np_break: that wake-up
+   belongs to the poller blocked in np_wait, if any. */
+int gort__np_wait(int64_t delay, int (*ready)(void *token, int events));
 #endif

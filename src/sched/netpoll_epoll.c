@@ -67,7 +67,7 @@ void gort__np_break(void)
     while (r < 0 && errno == EINTR);
 }
 
-int gort__np_wait(int64_t delay, void (*ready)(void *token, int events))
+int gort__np_wait(int64_t delay, int (*ready)(void *token, int events))
 {
     struct epoll_event evs[128];
     int n = -1, count = 0;
@@ -86,6 +86,13 @@ int gort__np_wait(int64_t delay, void (*ready)(void *token, int events))
         int what = 0;
         if (!evs[i].data.ptr) {
             uint64_t v;
+            /* The eventfd is level-triggered: a non-blocking poll (a busy
+               worker, the monitor) that drained it would steal the
+               wake-up from the poller blocked beside it, which would then
+               sleep on past a new, earlier timer.  Leave it to a poll
+               that can block. */
+            if (delay == 0)
+                continue;
             while (read(breakfd, &v, sizeof v) < 0 && errno == EINTR)
                 ;
             atomic_store_explicit(&break_pending, 0, memory_order_release);
@@ -95,8 +102,7 @@ int gort__np_wait(int64_t delay, void (*ready)(void *token, int events))
             what |= NP_READ;
         if (e & (EPOLLOUT | EPOLLHUP | EPOLLERR))
             what |= NP_WRITE;
-        ready(evs[i].data.ptr, what);
-        count++;
+        count += ready(evs[i].data.ptr, what);
     }
     return count;
 }

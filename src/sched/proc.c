@@ -913,8 +913,13 @@ top:
             }
         }
     }
-    /* Nothing: give up the P. */
+    /* Nothing: give up the P (never with goroutines in its own queue:
+       an idle P's queue is only looked at by thieves, and none may come). */
     pthread_mutex_lock(&gort__sched.lock);
+    if (!gort__runq_empty(p)) {
+        pthread_mutex_unlock(&gort__sched.lock);
+        goto top;
+    }
     if (atomic_load_explicit(&gort__sched.runq_size, memory_order_relaxed) > 0) {
         g = gort__globrunq_get_locked(p, 0);
         pthread_mutex_unlock(&gort__sched.lock);
