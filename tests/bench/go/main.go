@@ -43,9 +43,18 @@ const (
 	mutexG    = 8
 	nSleep    = 100000
 	sleepFor  = 10 * time.Millisecond
-	echoConns = 32
-	echoRT    = 2500 // round trips per connection
-	echoMsg   = 64
+)
+
+// Network sizes at scale 1 (the connection counts do not scale).
+const (
+	echoMsg     = 64   // bytes per echo round trip
+	echo32RT    = 2500 // round trips per connection, 32 connections
+	echo100RT   = 2000 // round trips per connection, 100 connections
+	echo1000RT  = 200  // round trips per connection, 1,000 connections
+	nIdle       = 10000
+	idleBatch   = 500 // connections made before waiting for their handlers
+	idleBuf     = 64  // an idle handler's read buffer
+	idleFdSlack = 64  // descriptors kept free besides 2 per connection
 )
 
 func size(base int) int {
@@ -400,42 +409,75 @@ func fillMsg(buf []byte, conn, round int) {
 	}
 }
 
-func benchEcho() {
-	rounds := size(echoRT)
+// listenLoopback listens on 127.0.0.1 with a kernel-chosen port; net.Listen
+// asks for a backlog of net.core.somaxconn, as bench_gort.c does.
+func listenLoopback() net.Listener {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		fail("listen: %v", err)
 	}
+	return ln
+}
+
+// acceptLoop accepts until ln is closed, one handler goroutine per
+// connection, and tells done when it returns.
+func acceptLoop(ln net.Listener, handler func(net.Conn), done *sync.WaitGroup) {
+	done.Add(1)
 	go func() {
+		defer done.Done()
 		for {
 			c, err := ln.Accept()
 			if err != nil {
 				return
 			}
-			go func(c net.Conn) {
-				buf := make([]byte, 4096)
-				for {
-					k, err := c.Read(buf)
-					if k > 0 {
-						if _, werr := c.Write(buf[:k]); werr != nil {
-							break
-						}
-					}
-					if err != nil {
-						break
-					}
-				}
-				c.Close()
-			}(c)
+			go handler(c)
 		}
 	}()
+}
+
+// echoRound writes one message, reads its echo and compares.
+func echoRound(c net.Conn, msg, got []byte, id, round int) bool {
+	fillMsg(msg, id, round)
+	if _, err := c.Write(msg); err != nil {
+		return false
+	}
+	if _, err := io.ReadFull(c, got); err != nil {
+		return false
+	}
+	return bytes.Equal(msg, got)
+}
+
+// benchEcho: conns clients, each doing roundsPerConn round trips (times the
+// scale) against its own server goroutine, all started together once every
+// connection is up; the figure is round trips per second over all.
+func benchEcho(name string, conns, roundsPerConn int) {
+	rounds := size(roundsPerConn)
+	ln := listenLoopback()
+	var acceptor, served sync.WaitGroup
+	served.Add(conns)
+	acceptLoop(ln, func(c net.Conn) {
+		defer served.Done()
+		buf := make([]byte, 4096)
+		for {
+			k, err := c.Read(buf)
+			if k > 0 {
+				if _, werr := c.Write(buf[:k]); werr != nil {
+					break
+				}
+			}
+			if err != nil {
+				break
+			}
+		}
+		c.Close()
+	}, &acceptor)
 	addr := ln.Addr().String()
 	var ready, done sync.WaitGroup
 	var bad int64
 	gate := make(chan struct{})
-	ready.Add(echoConns)
-	done.Add(echoConns)
-	for id := 0; id < echoConns; id++ {
+	ready.Add(conns)
+	done.Add(conns)
+	for id := 0; id < conns; id++ {
 		go func(id int) {
 			defer done.Done()
 			c, err := net.Dial("tcp", addr)
@@ -449,12 +491,7 @@ func benchEcho() {
 			msg := make([]byte, echoMsg)
 			got := make([]byte, echoMsg)
 			for r := 0; r < rounds; r++ {
-				fillMsg(msg, id, r)
-				if _, err := c.Write(msg); err != nil {
-					atomic.AddInt64(&bad, 1)
-					return
-				}
-				if _, err := io.ReadFull(c, got); err != nil || !bytes.Equal(msg, got) {
+				if !echoRound(c, msg, got, id, r) {
 					atomic.AddInt64(&bad, 1)
 					return
 				}
@@ -466,18 +503,157 @@ func benchEcho() {
 	close(gate)
 	done.Wait()
 	el := time.Since(start)
-	ln.Close()
 	if bad != 0 {
 		fail("%d connections failed", bad)
 	}
-	total := float64(echoConns * rounds)
-	result("echo", total/el.Seconds()/1000, "krt/s")
+	served.Wait() // every server goroutine saw its client's EOF
+	ln.Close()
+	acceptor.Wait()
+	total := float64(conns * rounds)
+	result(name, total/el.Seconds()/1000, "krt/s")
+}
+
+// ---- idleconn: resident bytes per idle TCP connection ----------------------
+
+// N connections on 127.0.0.1, each with a server goroutine parked in Read
+// (64-byte buffer); the client ends are plain blocking descriptors that no
+// goroutine waits on (syscall.Socket/Connect, as bench_gort.c does with
+// socket/connect), so the figure is the server side's: goroutine, net.Conn
+// and poll descriptor, buffer.  Socket buffers are kernel memory and not in
+// RSS.  Connections are made in batches that the backlog always holds, each
+// batch waited for until its handlers run.  Afterwards every connection gets
+// one byte, every server goroutine must echo it, and every one must see its
+// client's EOF: a broken state cannot pass.
+
+// idleConns says how many connections fit: both ends live in this process,
+// so 2 per connection plus a margin.  Raises the soft RLIMIT_NOFILE to what
+// is needed (up to the hard limit; past it too when privileged).
+func idleConns(want int) int {
+	need := uint64(2*want + idleFdSlack)
+	var rl syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
+		fail("getrlimit: %v", err)
+	}
+	if rl.Cur < need {
+		up := syscall.Rlimit{Cur: need, Max: rl.Max}
+		if rl.Max < need {
+			up.Max = need
+		}
+		if syscall.Setrlimit(syscall.RLIMIT_NOFILE, &up) != nil {
+			up.Cur, up.Max = rl.Max, rl.Max
+			_ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &up)
+		}
+		if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
+			fail("getrlimit: %v", err)
+		}
+	}
+	if rl.Cur >= need {
+		return want
+	}
+	fit := (int(rl.Cur) - idleFdSlack) / 2
+	if fit < 1 {
+		fail("RLIMIT_NOFILE %d is too low", rl.Cur)
+	}
+	fmt.Fprintf(os.Stderr, "bench_go: idleconn: RLIMIT_NOFILE %d, %d connections instead of %d\n",
+		rl.Cur, fit, want)
+	return fit
+}
+
+func idleConnect(fds []int, from, to int, sa syscall.Sockaddr, up *sync.WaitGroup) {
+	up.Add(to - from)
+	for i := from; i < to; i++ {
+		fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+		if err == nil {
+			fds[i] = fd
+			err = syscall.Connect(fd, sa)
+		}
+		if err != nil {
+			fail("connection %d: %v", i, err)
+		}
+	}
+	up.Wait()
+}
+
+// idleCheck sends one byte to every connection, then reads every echo back
+// and checks it.
+func idleCheck(fds []int) {
+	var b [1]byte
+	for i, fd := range fds {
+		b[0] = byte(i*7 + 1)
+		if k, err := syscall.Write(fd, b[:]); k != 1 {
+			fail("write to connection %d: %v", i, err)
+		}
+	}
+	for i, fd := range fds {
+		b[0] = 0
+		k, err := syscall.Read(fd, b[:])
+		for err == syscall.EINTR {
+			k, err = syscall.Read(fd, b[:])
+		}
+		if k != 1 || b[0] != byte(i*7+1) {
+			fail("connection %d echoed %d byte(s), 0x%02x (%v)", i, k, b[0], err)
+		}
+	}
+}
+
+func benchIdleConn() {
+	n := idleConns(size(nIdle))
+	fds := make([]int, n)
+	ln := listenLoopback()
+	port := ln.Addr().(*net.TCPAddr).Port
+	var acceptor, up, down sync.WaitGroup
+	var echoed int64
+	down.Add(n)
+	acceptLoop(ln, func(c net.Conn) {
+		buf := make([]byte, idleBuf)
+		up.Done()
+		for {
+			k, err := c.Read(buf)
+			if k > 0 {
+				if _, werr := c.Write(buf[:k]); werr != nil {
+					break
+				}
+				atomic.AddInt64(&echoed, int64(k))
+			}
+			if err != nil {
+				break
+			}
+		}
+		c.Close()
+		down.Done()
+	}, &acceptor)
+	sa := &syscall.SockaddrInet4{Port: port, Addr: [4]byte{127, 0, 0, 1}}
+	time.Sleep(20 * time.Millisecond) // the acceptor is parked in Accept
+	runtime.GC()
+	debug.FreeOSMemory()
+	before := rssBytes()
+	for i := 0; i < n; i += idleBatch {
+		to := i + idleBatch
+		if to > n {
+			to = n
+		}
+		idleConnect(fds, i, to, sa, &up)
+	}
+	time.Sleep(20 * time.Millisecond) // let the last handlers reach their read
+	after := rssBytes()
+	idleCheck(fds)
+	for _, fd := range fds {
+		syscall.Close(fd)
+	}
+	down.Wait()
+	ln.Close()
+	acceptor.Wait()
+	if echoed != int64(n) {
+		fail("server goroutines echoed %d bytes, want %d", echoed, n)
+	}
+	result("idleconn", float64(after-before)/float64(n), "B/conn")
+	result("idleconn_n", float64(n), "conns")
 }
 
 func main() {
 	if len(os.Args) < 3 {
 		fmt.Fprintln(os.Stderr, "usage: bench_go <workload> <workers> [scale]\n"+
-			"workloads: spawn yield pingpong buffered fanout select mutex parked100k parked1m sleep echo")
+			"workloads: spawn yield pingpong buffered fanout select mutex parked100k parked1m sleep echo echo100 echo1000 idleconn")
 		os.Exit(2)
 	}
 	workload = os.Args[1]
@@ -516,7 +692,13 @@ func main() {
 	case "sleep":
 		benchSleep()
 	case "echo":
-		benchEcho()
+		benchEcho("echo", 32, echo32RT)
+	case "echo100":
+		benchEcho("echo100", 100, echo100RT)
+	case "echo1000":
+		benchEcho("echo1000", 1000, echo1000RT)
+	case "idleconn":
+		benchIdleConn()
 	default:
 		fmt.Fprintf(os.Stderr, "bench_go: no workload %q\n", workload)
 		os.Exit(2)

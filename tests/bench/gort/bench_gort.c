@@ -45,9 +45,14 @@
 #define MUTEX_G 8
 #define N_SLEEP 100000L
 #define SLEEP_FOR (10 * GO_MS)
-#define ECHO_CONNS 32
-#define ECHO_RT 2500L         /* round trips per connection */
-#define ECHO_MSG 64
+#define ECHO_MSG 64           /* bytes per echo round trip */
+#define ECHO32_RT 2500L       /* round trips per connection, 32 connections */
+#define ECHO100_RT 2000L      /* round trips per connection, 100 connections */
+#define ECHO1000_RT 200L      /* round trips per connection, 1,000 connections */
+#define N_IDLE 10000L         /* idle connections */
+#define IDLE_BATCH 500        /* connections made before waiting for their handlers */
+#define IDLE_BUF 64           /* an idle handler's read buffer */
+#define IDLE_FD_SLACK 64      /* descriptors kept free besides 2 per connection */
 
 static int workers = 1;
 static double scale = 1.0;
@@ -513,20 +518,72 @@ static void bench_sleep(void)
 
 /* ---- echo: TCP echo over 127.0.0.1 -------------------------------------- */
 
-static struct {
-    int lfd;
-    struct sockaddr_in addr;
-    long rounds;
-    chan_t *gate;
-    wg_t ready, done;
-    _Atomic long bad;
-} ec;
-
 static void set_nodelay(int fd)
 {
     int one = 1; /* as Go's net package does for every TCP connection */
     (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 }
+
+/* A listener on 127.0.0.1 with a kernel-chosen port, written to *addr.
+   The backlog is capped by net.core.somaxconn, the value Go's net.Listen
+   asks for. */
+static int listen_loopback(struct sockaddr_in *addr)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    socklen_t alen = sizeof *addr;
+    if (fd < 0)
+        fail("socket: %s", strerror(errno));
+    memset(addr, 0, sizeof *addr);
+    addr->sin_family = AF_INET;
+    addr->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (bind(fd, (struct sockaddr *)addr, sizeof *addr) != 0 ||
+        getsockname(fd, (struct sockaddr *)addr, &alen) != 0 || listen(fd, 65535) != 0)
+        fail("bind/listen on 127.0.0.1: %s", strerror(errno));
+    return fd;
+}
+
+/* Accepts until the listener is closed, one handler goroutine per
+   connection (Go's "for { c := ln.Accept(); go handle(c) }"). */
+struct acceptor {
+    int lfd;
+    void (*handler)(void *fd);
+    wg_t done;
+};
+
+static void accept_loop(void *arg)
+{
+    struct acceptor *a = arg;
+    for (;;) {
+        int fd = go_accept(a->lfd, NULL, NULL);
+        if (fd < 0)
+            break; /* -EBADF once the listener is closed */
+        set_nodelay(fd);
+        spawn_or_fail(a->handler, (void *)(intptr_t)fd);
+    }
+    wg_done(&a->done);
+}
+
+static void start_acceptor(struct acceptor *a, int lfd, void (*handler)(void *))
+{
+    a->lfd = lfd;
+    a->handler = handler;
+    wg_add(&a->done, 1);
+    spawn_or_fail(accept_loop, a);
+}
+
+static void stop_acceptor(struct acceptor *a)
+{
+    go_close(a->lfd);
+    wg_wait(&a->done);
+}
+
+static struct {
+    struct sockaddr_in addr;
+    long rounds;
+    chan_t *gate;
+    wg_t ready, done, served;
+    _Atomic long bad;
+} ec;
 
 static void echo_handler(void *arg)
 {
@@ -539,25 +596,31 @@ static void echo_handler(void *arg)
         if (go_write(fd, buf, (size_t)k) != k)
             break;
     }
-    close(fd);
-}
-
-static void echo_acceptor(void *arg)
-{
-    (void)arg;
-    for (;;) {
-        int fd = go_accept(ec.lfd, NULL, NULL);
-        if (fd < 0)
-            return; /* -EBADF once the listener is closed */
-        set_nodelay(fd);
-        spawn_or_fail(echo_handler, (void *)(intptr_t)fd);
-    }
+    go_close(fd);
+    wg_done(&ec.served);
 }
 
 static void fill_msg(unsigned char *buf, int conn, long round)
 {
     for (int i = 0; i < ECHO_MSG; i++)
         buf[i] = (unsigned char)(conn * 31 + round * 7 + i);
+}
+
+/* Writes one message, reads its echo and compares: 0, or -1 on failure. */
+static int echo_round(int fd, int id, long round)
+{
+    unsigned char msg[ECHO_MSG], got[ECHO_MSG];
+    size_t have = 0;
+    fill_msg(msg, id, round);
+    if (go_write(fd, msg, sizeof msg) != (ssize_t)sizeof msg)
+        return -1;
+    while (have < sizeof got) {
+        ssize_t k = go_read(fd, got + have, sizeof got - have);
+        if (k <= 0)
+            return -1;
+        have += (size_t)k;
+    }
+    return memcmp(msg, got, sizeof msg) == 0 ? 0 : -1;
 }
 
 static void echo_client(void *arg)
@@ -572,62 +635,170 @@ static void echo_client(void *arg)
     set_nodelay(fd);
     wg_done(&ec.ready);
     chan_recv(ec.gate, NULL);
-    unsigned char msg[ECHO_MSG], got[ECHO_MSG];
     for (long r = 0; r < ec.rounds; r++) {
-        fill_msg(msg, id, r);
-        if (go_write(fd, msg, sizeof msg) != (ssize_t)sizeof msg) {
+        if (echo_round(fd, id, r) != 0) {
             atomic_fetch_add(&ec.bad, 1);
-            goto out;
-        }
-        size_t have = 0;
-        while (have < sizeof got) {
-            ssize_t k = go_read(fd, got + have, sizeof got - have);
-            if (k <= 0) {
-                atomic_fetch_add(&ec.bad, 1);
-                goto out;
-            }
-            have += (size_t)k;
-        }
-        if (memcmp(msg, got, sizeof msg) != 0) {
-            atomic_fetch_add(&ec.bad, 1);
-            goto out;
+            break;
         }
     }
 out:
     if (fd >= 0)
-        close(fd);
+        go_close(fd);
     wg_done(&ec.done);
 }
 
-static void bench_echo(void)
+/* conns clients, each doing rounds_per_conn round trips (times the scale)
+   against its own server goroutine, all started together once every
+   connection is up; the figure is round trips per second over all. */
+static void bench_echo(const char *name, int conns, long rounds_per_conn)
 {
-    ec.rounds = size_of(ECHO_RT);
-    ec.lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (ec.lfd < 0)
-        fail("socket: %s", strerror(errno));
-    ec.addr.sin_family = AF_INET;
-    ec.addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ec.addr.sin_port = 0;
-    socklen_t alen = sizeof ec.addr;
-    if (bind(ec.lfd, (struct sockaddr *)&ec.addr, sizeof ec.addr) != 0 ||
-        getsockname(ec.lfd, (struct sockaddr *)&ec.addr, &alen) != 0 || listen(ec.lfd, 1024) != 0)
-        fail("bind/listen on 127.0.0.1: %s", strerror(errno));
+    struct acceptor acc = {0};
+    ec.rounds = size_of(rounds_per_conn);
+    start_acceptor(&acc, listen_loopback(&ec.addr), echo_handler);
     ec.gate = make_or_fail(0, 0);
-    spawn_or_fail(echo_acceptor, NULL);
-    wg_add(&ec.ready, ECHO_CONNS);
-    wg_add(&ec.done, ECHO_CONNS);
-    for (int id = 0; id < ECHO_CONNS; id++)
+    wg_add(&ec.ready, conns);
+    wg_add(&ec.done, conns);
+    wg_add(&ec.served, conns);
+    for (int id = 0; id < conns; id++)
         spawn_or_fail(echo_client, (void *)(intptr_t)id);
     wg_wait(&ec.ready);
     int64_t t0 = go_now();
     chan_close(ec.gate);
     wg_wait(&ec.done);
     double el = (double)(go_now() - t0);
-    go_close(ec.lfd);
     long bad = atomic_load(&ec.bad);
     if (bad != 0)
         fail("%ld connections failed", bad);
-    result("echo", (double)ECHO_CONNS * (double)ec.rounds / (el / 1e9) / 1000.0, "krt/s");
+    wg_wait(&ec.served); /* every server goroutine saw its client's EOF */
+    stop_acceptor(&acc);
+    chan_free(ec.gate);
+    result(name, (double)conns * (double)ec.rounds / (el / 1e9) / 1000.0, "krt/s");
+}
+
+static void bench_echo32(void) { bench_echo("echo", 32, ECHO32_RT); }
+static void bench_echo100(void) { bench_echo("echo100", 100, ECHO100_RT); }
+static void bench_echo1000(void) { bench_echo("echo1000", 1000, ECHO1000_RT); }
+
+/* ---- idleconn: resident bytes per idle TCP connection ------------------- */
+
+/*
+ * N connections on 127.0.0.1, each with a server goroutine parked in
+ * go_read (64-byte buffer); the client ends are plain blocking descriptors
+ * that no goroutine waits on (made with socket/connect, as the Go side
+ * does with syscall.Socket/Connect), so the figure is the server side's:
+ * goroutine, poll descriptor, buffer.  Socket buffers are kernel memory
+ * and not in RSS.  Connections are made in batches that the backlog
+ * always holds, each batch waited for until its handlers run.  Afterwards
+ * every connection gets one byte, every server goroutine must echo it,
+ * and every one must see its client's EOF: a broken state cannot pass.
+ */
+static struct {
+    struct sockaddr_in addr;
+    wg_t up, down;
+    _Atomic long echoed;
+} ic;
+
+static void idle_handler(void *arg)
+{
+    int fd = (int)(intptr_t)arg;
+    unsigned char buf[IDLE_BUF];
+    wg_done(&ic.up);
+    for (;;) {
+        ssize_t k = go_read(fd, buf, sizeof buf);
+        if (k <= 0)
+            break;
+        if (go_write(fd, buf, (size_t)k) != k)
+            break;
+        atomic_fetch_add_explicit(&ic.echoed, k, memory_order_relaxed);
+    }
+    go_close(fd);
+    wg_done(&ic.down);
+}
+
+/* How many connections fit: both ends live in this process, so 2 per
+   connection plus a margin.  Raises the soft RLIMIT_NOFILE to what is
+   needed (up to the hard limit; past it too when privileged). */
+static long idle_conns(long want)
+{
+    struct rlimit rl;
+    rlim_t need = (rlim_t)(2 * want + IDLE_FD_SLACK);
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        fail("getrlimit: %s", strerror(errno));
+    if (rl.rlim_cur < need) {
+        struct rlimit up = {.rlim_cur = need, .rlim_max = rl.rlim_max};
+        if (rl.rlim_max < need)
+            up.rlim_max = need;
+        if (setrlimit(RLIMIT_NOFILE, &up) != 0) {
+            up.rlim_cur = up.rlim_max = rl.rlim_max;
+            (void)setrlimit(RLIMIT_NOFILE, &up);
+        }
+        if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+            fail("getrlimit: %s", strerror(errno));
+    }
+    if (rl.rlim_cur >= need)
+        return want;
+    long fit = ((long)rl.rlim_cur - IDLE_FD_SLACK) / 2;
+    if (fit < 1)
+        fail("RLIMIT_NOFILE %ld is too low", (long)rl.rlim_cur);
+    fprintf(stderr, "bench_gort: idleconn: RLIMIT_NOFILE %ld, %ld connections instead of %ld\n",
+            (long)rl.rlim_cur, fit, want);
+    return fit;
+}
+
+static void idle_connect(int *cfd, long from, long to)
+{
+    wg_add(&ic.up, to - from);
+    for (long i = from; i < to; i++) {
+        cfd[i] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (cfd[i] < 0 || connect(cfd[i], (struct sockaddr *)&ic.addr, sizeof ic.addr) != 0)
+            fail("connection %ld: %s", i, strerror(errno));
+    }
+    wg_wait(&ic.up);
+}
+
+/* One byte to every connection, then every echo read back and checked. */
+static void idle_check(const int *cfd, long n)
+{
+    for (long i = 0; i < n; i++) {
+        unsigned char b = (unsigned char)(i * 7 + 1);
+        if (write(cfd[i], &b, 1) != 1)
+            fail("write to connection %ld: %s", i, strerror(errno));
+    }
+    for (long i = 0; i < n; i++) {
+        unsigned char b = 0;
+        ssize_t k = go_read(cfd[i], &b, 1);
+        if (k != 1 || b != (unsigned char)(i * 7 + 1))
+            fail("connection %ld echoed %zd byte(s), 0x%02x", i, k, b);
+    }
+}
+
+static void bench_idleconn(void)
+{
+    long n = idle_conns(size_of(N_IDLE));
+    int *cfd = malloc((size_t)n * sizeof *cfd);
+    struct acceptor acc = {0};
+    if (!cfd)
+        fail("out of memory");
+    memset(cfd, 0xff, (size_t)n * sizeof *cfd); /* resident before we measure */
+    start_acceptor(&acc, listen_loopback(&ic.addr), idle_handler);
+    wg_add(&ic.down, n);
+    go_sleep(20 * GO_MS); /* the acceptor is parked in go_accept */
+    long before = rss_bytes();
+    for (long i = 0; i < n; i += IDLE_BATCH)
+        idle_connect(cfd, i, i + IDLE_BATCH < n ? i + IDLE_BATCH : n);
+    go_sleep(20 * GO_MS); /* let the last handlers reach their read */
+    long after = rss_bytes();
+    idle_check(cfd, n);
+    for (long i = 0; i < n; i++)
+        go_close(cfd[i]);
+    wg_wait(&ic.down);
+    stop_acceptor(&acc);
+    long echoed = atomic_load(&ic.echoed);
+    if (echoed != n)
+        fail("server goroutines echoed %ld bytes, want %ld", echoed, n);
+    free(cfd);
+    result("idleconn", (double)(after - before) / (double)n, "B/conn");
+    result("idleconn_n", (double)n, "conns");
 }
 
 /* ---- main --------------------------------------------------------------- */
@@ -641,7 +812,8 @@ static const struct {
     {"fanout", bench_fanout},     {"select", bench_select},
     {"mutex", bench_mutex},       {"parked100k", bench_parked100k},
     {"parked1m", bench_parked1m}, {"sleep", bench_sleep},
-    {"echo", bench_echo},
+    {"echo", bench_echo32},       {"echo100", bench_echo100},
+    {"echo1000", bench_echo1000}, {"idleconn", bench_idleconn},
 };
 
 static wg_t body_wg;
