@@ -30,18 +30,9 @@
 
 #include <gort.h>
 
-#define ROUND_TRIPS 100
+#include "test_util.h"
 
-static bool wait_for(_Atomic int *v, int target, int64_t timeout_ns)
-{
-    int64_t deadline = go_now() + timeout_ns;
-    while (atomic_load_explicit(v, memory_order_acquire) < target) {
-        if (go_now() > deadline)
-            return false;
-        usleep(200);
-    }
-    return true;
-}
+#define ROUND_TRIPS 100
 
 /* ---- the blockers ---------------------------------------------------------- */
 
@@ -146,13 +137,13 @@ static struct figures run_case(enum block_kind kind, const char *what)
     assert_non_null(pp->req);
     assert_non_null(pp->resp);
     assert_int_equal(go_spawn(blocker_body, b), 0);
-    assert_true(wait_for(&b->started, 1, 5 * GO_S));
+    assert_true(wait_for_int(&b->started, 1, 5 * GO_S));
     usleep(2000); /* it is inside sleep() or the loop now */
     t_spawn = go_now();
     assert_int_equal(go_spawn(ponger_body, pp), 0);
     assert_int_equal(go_spawn(pinger_body, pp), 0);
-    assert_true(wait_for(&pp->done, 2, 10 * GO_S));
-    assert_true(wait_for(&b->done, 1, 10 * GO_S));
+    assert_true(wait_for_int(&pp->done, 2, 10 * GO_S));
+    assert_true(wait_for_int(&b->done, 1, 10 * GO_S));
     f.first = pp->t_first - t_spawn;
     f.total = pp->t_done - t_spawn;
     print_message("%-34s first run after %7.2f ms, %d round trips done after %7.2f ms "
@@ -208,13 +199,13 @@ static void test_several_blockers(void **state)
         assert_int_equal(go_spawn(blocker_body, &b[i]), 0);
     }
     for (int i = 0; i < NB; i++)
-        assert_true(wait_for(&b[i].started, 1, 5 * GO_S));
+        assert_true(wait_for_int(&b[i].started, 1, 5 * GO_S));
     t_spawn = go_now();
     assert_int_equal(go_spawn(ponger_body, pp), 0);
     assert_int_equal(go_spawn(pinger_body, pp), 0);
-    assert_true(wait_for(&pp->done, 2, 10 * GO_S));
+    assert_true(wait_for_int(&pp->done, 2, 10 * GO_S));
     for (int i = 0; i < NB; i++)
-        assert_true(wait_for(&b[i].done, 1, 10 * GO_S));
+        assert_true(wait_for_int(&b[i].done, 1, 10 * GO_S));
     print_message("%d blockers: %d round trips done after %.2f ms\n", NB, ROUND_TRIPS,
                   (double)(pp->t_done - t_spawn) / 1e6);
     assert_int_equal(pp->errors, 0);
@@ -266,7 +257,7 @@ static void test_slot_given_back(void **state)
     usleep(50000); /* let the threads of earlier tests return and park */
     for (intptr_t k = 0; k < NSLICERS; k++)
         assert_int_equal(go_spawn(slicer_body, (void *)k), 0);
-    assert_true(wait_for(&slicers_done, NSLICERS, 20 * GO_S));
+    assert_true(wait_for_int(&slicers_done, NSLICERS, 20 * GO_S));
     for (int k = 0; k < NSLICERS; k++)
         for (int i = 0; i < SLICES; i++)
             for (int k2 = k + 1; k2 < NSLICERS; k2++)
@@ -335,7 +326,7 @@ static void test_regular_file(void **state)
         expect[i] = (unsigned char)(i * 31 + (i >> 12));
     memcpy(f->buf, expect, f->n);
     assert_int_equal(go_spawn(file_io_body, f), 0);
-    assert_true(wait_for(&f->done, 1, 20 * GO_S));
+    assert_true(wait_for_int(&f->done, 1, 20 * GO_S));
     assert_int_equal(f->r_write, (ssize_t)f->n);
     assert_int_equal(f->r_wait, 0); /* files are always ready */
     assert_int_equal(f->r_read, (ssize_t)f->n);

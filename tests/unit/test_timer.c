@@ -33,54 +33,7 @@
 
 #include <gort.h>
 
-/* Under ThreadSanitizer every live goroutine is a TSan fiber, and TSan
-   allows 8128 threads and fibers at once (and runs ~10x slower): the
-   scale tests run scaled down there; everything else is the same. */
-#if defined(GORT_TSAN)
-#define TSAN_OR(small, big) (small)
-#else
-#define TSAN_OR(small, big) (big)
-#endif
-
-/* ---- joining from the test thread ---------------------------------------- */
-
-__attribute__((unused)) static int64_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-/* Polls until *v >= target; false after timeout_ms. */
-__attribute__((unused)) static bool wait_for(_Atomic long *v, long target, int timeout_ms)
-{
-    int64_t deadline = mono_ns() + (int64_t)timeout_ms * 1000000;
-    while (atomic_load(v) < target) {
-        if (mono_ns() > deadline)
-            return false;
-        usleep(1000);
-    }
-    return true;
-}
-
-/* Polls until at most n goroutines are live; false after timeout_ms. */
-__attribute__((unused)) static bool wait_goroutines(size_t n, int timeout_ms)
-{
-    int64_t deadline = mono_ns() + (int64_t)timeout_ms * 1000000;
-    while (go_num_goroutines() > n) {
-        if (mono_ns() > deadline)
-            return false;
-        usleep(1000);
-    }
-    return true;
-}
-
-/* The kernel's id of the calling thread: a system call, so that no
-   compiler can reuse a value computed before a switch. */
-__attribute__((unused)) static long thread_id(void)
-{
-    return syscall(SYS_gettid);
-}
+#include "test_util.h"
 
 #define MS ((int64_t)1000000)
 
