@@ -20,9 +20,25 @@
  * go_close wakes every waiter with -EBADF before closing, so no goroutine
  * sleeps on a number that the kernel is about to reuse; the pd stays
  * PD_CLOSING until close() returns, so that a goroutine that saw EAGAIN
- * just before cannot register it again and sleep.  Descriptors that
- * goroutines wait on must be closed with go_close (as Go's net.Conn.Close);
- * a plain close() leaves the pd registered for a number that may be reused.
+ * just before cannot register it again and sleep.
+ *
+ * Plain close() is allowed too (the contract has no close call of its
+ * own), which leaves a stale pd: PD_POLLABLE for a number that the kernel
+ * reuses for a new, unregistered, maybe blocking open file.  So:
+ *  - the I/O calls never rely on O_NONBLOCK: sockets use recv/send with
+ *    MSG_DONTWAIT, pipes and the like preadv2/pwritev2 with RWF_NOWAIT
+ *    (plain read/write where the kernel refuses it), so a stale pd never
+ *    blocks the thread; ENOTSOCK on a socket pd, a blocking listener in
+ *    go_accept, or a regular-file pd that is no longer a file re-register
+ *    at once, and go_connect (the start of a socket's life) always does;
+ *  - a goroutine parked on a stale registration gets no edge ever, so the
+ *    monitor re-arms (EPOLL_CTL_MOD) every pd whose waiters stayed parked
+ *    across two of its 10 ms rounds: -ENOENT or -EBADF means stale, and
+ *    the waiters are woken to retry (their retry registers the new file).
+ *    The cost is one epoll_ctl per long wait, none on the fast paths.
+ * Writes raise SIGPIPE as write(2) does (no MSG_NOSIGNAL): the same
+ * whatever the pd believes the descriptor is; programs that want -EPIPE
+ * ignore SIGPIPE, as C servers do.
  *
  * Workers poll when they run out of work, one idle worker sleeps in the
  * poller, and the monitor polls when nobody did for 10 ms
@@ -49,6 +65,8 @@
 #include <sched.h>
 #include <stdlib.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "netpoll.h"
@@ -84,9 +102,20 @@ struct pd {
     int fd;
     uint8_t state;           /* lock: PD_NEW, PD_POLLABLE, PD_FILE, PD_CLOSING */
     bool rready, wready;     /* lock: an edge nobody consumed yet */
+    _Atomic uint8_t kind;    /* PK_*: written under lock by pd_prepare, read
+                                without it by the I/O calls (a stale value
+                                only picks a call that fails and refreshes) */
     struct fd_wait *waiters; /* lock */
+    /* Written under lock, read by the monitor without it (a hint). */
+    _Atomic uint32_t nwait;  /* entries in waiters */
+    _Atomic uint32_t parks;  /* entries ever added */
+    uint32_t seen, checked;  /* monitor thread only: parks at its last look
+                                and at its last re-arm */
 };
 enum { PD_NEW = 0, PD_POLLABLE = 1, PD_FILE = 2, PD_CLOSING = 3 /* go_close */ };
+/* How the I/O calls avoid blocking whatever O_NONBLOCK says. */
+enum { PK_PLAIN = 0 /* read/write: rely on O_NONBLOCK */, PK_SOCK = 1 /* MSG_DONTWAIT */,
+       PK_NOWAIT = 2 /* RWF_NOWAIT */ };
 
 static struct pd *_Atomic pd_table[PD_CHUNKS];
 static pthread_mutex_t pd_table_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -141,13 +170,16 @@ static struct pd *pd_lookup(int fd)
 static int pd_prepare(struct pd *pd)
 {
     int flags, r;
+    struct stat st;
     if (pd->state == PD_CLOSING)
         return -EBADF;
     if (pd->state != PD_NEW)
         return 0;
     flags = fcntl(pd->fd, F_GETFL);
-    if (flags < 0)
+    if (flags < 0 || fstat(pd->fd, &st) < 0)
         return -errno;
+    atomic_store_explicit(&pd->kind, S_ISSOCK(st.st_mode) ? PK_SOCK : PK_NOWAIT,
+                          memory_order_relaxed);
     TSAN_RELEASE(pd);
     r = gort__np_register(pd->fd, pd);
     if (r == -EPERM) {
@@ -164,6 +196,25 @@ static int pd_prepare(struct pd *pd)
     pd->state = PD_POLLABLE;
     pd->rready = pd->wready = true; /* it may be ready already */
     return 0;
+}
+
+/* The pd was found stale (a plain close() and a reused number): forget the
+   old registration and register what fd is now.  Waiters stay queued and
+   get the new registration's edges.  *file (if not NULL): whether fd is
+   now a regular file. */
+static int pd_refresh(struct pd *pd, bool *file)
+{
+    int r;
+    pd_lock(pd);
+    if (pd->state == PD_POLLABLE)
+        gort__np_unregister(pd->fd); /* fails harmlessly if already gone */
+    if (pd->state != PD_CLOSING)
+        pd->state = PD_NEW;
+    r = pd_prepare(pd);
+    if (file)
+        *file = pd->state == PD_FILE;
+    pd_release(pd);
+    return r;
 }
 
 /* Wakes the waiters for `what` with result r; remembers unconsumed edges.
@@ -231,12 +282,65 @@ int gort__netpoll(int64_t delay)
  * 10 ms, the monitor polls without blocking; what it readies goes to the
  * global queue (it holds no P), where the busy Ps find it.
  */
+
+/* Re-arms the registration of a pd whose waiters sat through two monitor
+   rounds; if it is stale, wakes them to retry (and so re-register).
+   Returns the goroutines woken. */
+static int pd_verify(struct pd *pd)
+{
+    int n = 0, r;
+    pd_lock(pd);
+    if (pd->state == PD_POLLABLE && pd->waiters) {
+        r = gort__np_rearm(pd->fd, pd);
+        if (r == -ENOENT || r == -EBADF) {
+            pd->state = PD_NEW;
+            n = pd_wake(pd, NP_READ | NP_WRITE, 0);
+        }
+    }
+    pd_release(pd);
+    return n;
+}
+
+static int pd_check_parked(void)
+{
+    int n = 0;
+    for (int c = 0; c < PD_CHUNKS; c++) {
+        struct pd *chunk = atomic_load_explicit(&pd_table[c], memory_order_acquire);
+        if (!chunk)
+            continue;
+        for (int i = 0; i < PD_CHUNK; i++) {
+            struct pd *pd = &chunk[i];
+            uint32_t parks;
+            if (!atomic_load_explicit(&pd->nwait, memory_order_relaxed))
+                continue;
+            parks = atomic_load_explicit(&pd->parks, memory_order_relaxed);
+            if (parks != pd->seen) {
+                pd->seen = parks; /* new waiters since the last round */
+                continue;
+            }
+            if (parks == pd->checked)
+                continue; /* re-armed already: these waiters are fine */
+            pd->checked = parks;
+            n += pd_verify(pd);
+        }
+    }
+    return n;
+}
+
 int gort__netpoll_sysmon(int64_t now)
 {
-    if (!gort__netpoll_waiters() || atomic_load_explicit(&gort__sched.polling, memory_order_relaxed) ||
-        now - atomic_load_explicit(&last_poll, memory_order_relaxed) < SYSMON_POLL_NS)
+    static int64_t last_check; /* monitor thread only */
+    int n = 0;
+    if (!gort__netpoll_waiters())
         return 0;
-    return gort__netpoll(0);
+    if (now - last_check >= SYSMON_POLL_NS) {
+        last_check = now;
+        n += pd_check_parked();
+    }
+    if (!atomic_load_explicit(&gort__sched.polling, memory_order_relaxed) &&
+        now - atomic_load_explicit(&last_poll, memory_order_relaxed) >= SYSMON_POLL_NS)
+        n += gort__netpoll(0);
+    return n;
 }
 
 void gort__netpoll_init(void)
@@ -335,6 +439,10 @@ again:
     fw.ticket = gort__waiter_prepare(w);
     fw.next = pd->waiters;
     pd->waiters = &fw;
+    atomic_store_explicit(&pd->nwait, atomic_load_explicit(&pd->nwait, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+    atomic_store_explicit(&pd->parks, atomic_load_explicit(&pd->parks, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
     atomic_fetch_add_explicit(&npwaiters, 1, memory_order_relaxed);
     r = gort__waiter_park(w, pd_unlock, pd, deadline);
     pd_lock(pd);
@@ -344,6 +452,8 @@ again:
             break;
         }
     }
+    atomic_store_explicit(&pd->nwait, atomic_load_explicit(&pd->nwait, memory_order_relaxed) - 1,
+                          memory_order_relaxed);
     pd_release(pd);
     atomic_fetch_sub_explicit(&npwaiters, 1, memory_order_relaxed);
     if (level && r == 0)
@@ -405,6 +515,79 @@ static int io_wait(struct pd *pd, int fd, int events)
     return fd_poll(fd, events, GO_FOREVER);
 }
 
+/* Whether a PD_FILE pd still names a file epoll refuses (a plain close()
+   may have handed its number to a socket, which must not be read with a
+   blocking call).  Files are slow anyway: one fstat per call is noise. */
+static bool still_file(int fd)
+{
+    struct stat st;
+    return fstat(fd, &st) == 0 && (S_ISREG(st.st_mode) || S_ISDIR(st.st_mode));
+}
+
+/* One read that never blocks the thread, whatever O_NONBLOCK says.  -1 and
+   errno as read(2); errno ESTALE: the pd no longer describes fd. */
+static ssize_t read_once(struct pd *pd, int fd, void *buf, size_t n)
+{
+    ssize_t r;
+    if (!pd)
+        return read(fd, buf, n);
+    switch (atomic_load_explicit(&pd->kind, memory_order_relaxed)) {
+    case PK_SOCK:
+        r = recv(fd, buf, n, MSG_DONTWAIT);
+        if (r < 0 && errno == ENOTSOCK)
+            errno = ESTALE;
+        return r;
+    case PK_NOWAIT: {
+        struct iovec iov = {.iov_base = buf, .iov_len = n};
+        r = preadv2(fd, &iov, 1, -1, RWF_NOWAIT);
+        if (r >= 0 || (errno != EOPNOTSUPP && errno != ENOSYS && errno != EINVAL))
+            return r;
+        /* This kind of file (or kernel) does not take RWF_NOWAIT. */
+        atomic_store_explicit(&pd->kind, PK_PLAIN, memory_order_relaxed);
+        return read(fd, buf, n);
+    }
+    default:
+        return read(fd, buf, n);
+    }
+}
+
+static ssize_t write_once(struct pd *pd, int fd, const void *buf, size_t n)
+{
+    ssize_t r;
+    if (!pd)
+        return write(fd, buf, n);
+    switch (atomic_load_explicit(&pd->kind, memory_order_relaxed)) {
+    case PK_SOCK:
+        r = send(fd, buf, n, MSG_DONTWAIT);
+        if (r < 0 && errno == ENOTSOCK)
+            errno = ESTALE;
+        return r;
+    case PK_NOWAIT: {
+        struct iovec iov = {.iov_base = (void *)buf, .iov_len = n};
+        r = pwritev2(fd, &iov, 1, -1, RWF_NOWAIT);
+        if (r >= 0 || (errno != EOPNOTSUPP && errno != ENOSYS && errno != EINVAL))
+            return r;
+        atomic_store_explicit(&pd->kind, PK_PLAIN, memory_order_relaxed);
+        return write(fd, buf, n);
+    }
+    default:
+        return write(fd, buf, n);
+    }
+}
+
+/* Regular files: a plain blocking call, inside go_blocking_begin/end so
+   that the monitor hands this worker's other goroutines away if it blocks.
+   Returns false (and does nothing) if fd is no longer a file. */
+static bool file_io(int fd, void *buf, size_t n, bool wr, ssize_t *r)
+{
+    if (!still_file(fd))
+        return false;
+    go_blocking_begin();
+    *r = wr ? write(fd, buf, n) : read(fd, buf, n);
+    go_blocking_end();
+    return true;
+}
+
 ssize_t go_read(int fd, void *buf, size_t n)
 {
     int err;
@@ -414,15 +597,21 @@ ssize_t go_read(int fd, void *buf, size_t n)
         return err;
     for (;;) {
         ssize_t r;
-        if (file)
-            go_blocking_begin();
-        r = read(fd, buf, n);
-        if (file)
-            go_blocking_end();
+        if (file && !file_io(fd, buf, n, false, &r)) {
+            errno = ESTALE;
+            r = -1;
+        } else if (!file) {
+            r = read_once(pd, fd, buf, n);
+        }
         if (r >= 0)
             return r;
         if (errno == EINTR)
             continue;
+        if (errno == ESTALE && pd) {
+            if ((err = pd_refresh(pd, &file)) < 0)
+                return err;
+            continue;
+        }
         if (errno != EAGAIN && errno != EWOULDBLOCK)
             return -errno;
         if ((err = io_wait(pd, fd, GO_READABLE)) < 0)
@@ -440,17 +629,24 @@ ssize_t go_write(int fd, const void *buf, size_t n)
         return err;
     while (done < n) {
         ssize_t r;
-        if (file)
-            go_blocking_begin();
-        r = write(fd, (const char *)buf + done, n - done);
-        if (file)
-            go_blocking_end();
+        const char *p = (const char *)buf + done;
+        if (file && !file_io(fd, (void *)p, n - done, true, &r)) {
+            errno = ESTALE;
+            r = -1;
+        } else if (!file) {
+            r = write_once(pd, fd, p, n - done);
+        }
         if (r >= 0) {
             done += (size_t)r;
             continue;
         }
         if (errno == EINTR)
             continue;
+        if (errno == ESTALE && pd) {
+            if ((err = pd_refresh(pd, &file)) < 0)
+                return err;
+            continue;
+        }
         if (errno != EAGAIN && errno != EWOULDBLOCK)
             return -errno;
         if ((err = io_wait(pd, fd, GO_WRITABLE)) < 0)
@@ -461,9 +657,15 @@ ssize_t go_write(int fd, const void *buf, size_t n)
 
 int go_accept(int fd, struct sockaddr *addr, socklen_t *len)
 {
-    int err;
+    int err, flags;
     struct pd *pd = io_begin(fd, &err, NULL);
     if (err)
+        return err;
+    /* accept has no per-call "don't wait": a listener that is blocking
+       although registered is a new socket behind a stale pd.  One fcntl
+       per connection accepted. */
+    if (pd && (flags = fcntl(fd, F_GETFL)) >= 0 && !(flags & O_NONBLOCK) &&
+        (err = pd_refresh(pd, NULL)) < 0)
         return err;
     for (;;) {
         int r = accept(fd, addr, len);
@@ -485,11 +687,21 @@ int go_connect(int fd, const struct sockaddr *addr, socklen_t len)
     struct pd *pd = io_begin(fd, &err, NULL);
     if (err)
         return err;
+    /* A socket being connected was just made: whatever the pd remembers
+       about this number belongs to an earlier one (if it was closed with a
+       plain close).  Register it afresh. */
+    if (pd && (err = pd_refresh(pd, NULL)) < 0)
+        return err;
     if (connect(fd, addr, len) == 0)
         return 0;
     if (errno != EINPROGRESS && errno != EINTR && errno != EAGAIN)
         return -errno;
-    if ((err = io_wait(pd, fd, GO_WRITABLE)) < 0)
+    /* Writable now, as the kernel says: a remembered edge (a fresh
+       registration remembers both directions) says nothing about whether
+       the connection is done. */
+    err = pd ? fd_wait_goroutine(pd, GO_WRITABLE, GO_FOREVER, true)
+             : fd_poll(fd, GO_WRITABLE, GO_FOREVER);
+    if (err < 0)
         return err;
     if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0)
         return -errno;

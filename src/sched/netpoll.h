@@ -15,6 +15,10 @@ enum { NP_READ = 1, NP_WRITE = 2 };
 int gort__np_open(void);                    /* 0 or -errno */
 int gort__np_register(int fd, void *token); /* 0 or -errno (-EPERM: not pollable) */
 void gort__np_unregister(int fd);
+/* Re-arms fd's registration (an edge follows if it is ready now); -ENOENT
+   if this open file is not registered (a plain close() dropped it and the
+   number was reused), -EBADF if fd is closed. */
+int gort__np_rearm(int fd, void *token);
 void gort__np_break(void);                  /* makes a blocked np_wait return */
 /* Waits up to delay ns (<0: forever) and calls ready(token, NP_*) for each
    event; returns the sum of what ready() returned (goroutines readied).

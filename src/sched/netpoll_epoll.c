@@ -50,6 +50,13 @@ int gort__np_register(int fd, void *token)
     return 0;
 }
 
+int gort__np_rearm(int fd, void *token)
+{
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
+                             .data.ptr = token};
+    return epoll_ctl(epfd, EPOLL_CTL_MOD, fd, &ev) < 0 ? -errno : 0;
+}
+
 void gort__np_unregister(int fd)
 {
     epoll_ctl(epfd, EPOLL_CTL_DEL, fd, NULL);

@@ -1169,6 +1169,152 @@ static void test_errors(void **state)
     free(e);
 }
 
+/* ---- plain close() and a reused descriptor number ------------------------ */
+
+/*
+ * The contract has no close call of its own, so programs close with
+ * close(2), and the kernel hands the number to the next open file: one the
+ * runtime has not registered, maybe blocking.  A goroutine waiting on it
+ * must still be woken (without the fix it parked on a dead registration
+ * for ever), and must not block its thread.
+ */
+struct reuse_read {
+    int fd;
+    ssize_t result;
+    char got;
+    _Atomic int done;
+};
+
+static void reuse_read_body(void *arg)
+{
+    struct reuse_read *r = arg;
+    r->result = go_read(r->fd, &r->got, 1);
+    atomic_store_explicit(&r->done, 1, memory_order_release);
+}
+
+/* A reader parks on p[0] until a goroutine writes to p[1] 20 ms later. */
+static void reuse_round(const int p[2])
+{
+    struct reuse_read *r = calloc(1, sizeof *r);
+    struct delayed_write *d = calloc(1, sizeof *d);
+    r->fd = p[0];
+    d->fd = p[1];
+    d->delay = 20 * GO_MS;
+    assert_int_equal(go_spawn(reuse_read_body, r), 0);
+    assert_int_equal(go_spawn(delayed_write_body, d), 0);
+    assert_true(wait_for(&d->done, 1, JOIN_TIMEOUT));
+    assert_true(wait_for(&r->done, 1, JOIN_TIMEOUT));
+    assert_int_equal(d->result, 1);
+    assert_int_equal(r->result, 1);
+    assert_int_equal(r->got, 'x');
+    free(r);
+    free(d);
+}
+
+static void make_pair(int p[2], bool sock, bool nonblock)
+{
+    if (sock)
+        assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | (nonblock ? SOCK_NONBLOCK : 0),
+                                    0, p),
+                         0);
+    else
+        assert_int_equal(pipe2(p, O_CLOEXEC | (nonblock ? O_NONBLOCK : 0)), 0);
+}
+
+static void test_plain_close_reuse(void **state)
+{
+    for (int k = 0; k < 4; k++) {
+        bool sock = k & 1, nonblock = k & 2;
+        int a[2], b[2];
+        make_pair(a, sock, nonblock);
+        reuse_round(a);
+        close(a[0]);
+        close(a[1]);
+        make_pair(b, sock, nonblock);
+        /* Lowest free numbers: the same two (nothing else opens meanwhile). */
+        assert_int_equal(b[0], a[0]);
+        assert_int_equal(b[1], a[1]);
+        reuse_round(b);
+        reuse_round(b); /* and again, on the now registered descriptor */
+        close(b[0]);
+        close(b[1]);
+    }
+}
+
+struct reuse_accept {
+    int lfd, result;
+    _Atomic int done;
+};
+
+static void reuse_accept_body(void *arg)
+{
+    struct reuse_accept *ra = arg;
+    ra->result = go_accept(ra->lfd, NULL, NULL);
+    atomic_store_explicit(&ra->done, 1, memory_order_release);
+}
+
+struct reuse_connect {
+    struct sockaddr_in addr;
+    int fd, result;
+    _Atomic int done;
+};
+
+static void reuse_connect_body(void *arg)
+{
+    struct reuse_connect *rc = arg;
+    rc->result = go_connect(rc->fd, (struct sockaddr *)&rc->addr, sizeof rc->addr);
+    atomic_store_explicit(&rc->done, 1, memory_order_release);
+}
+
+/* One accept and one connect, both from goroutines, on listener lfd;
+   returns the accepted descriptor, the connected one in *cfd. */
+static int reuse_tcp_round(int lfd, const struct sockaddr_in *addr, bool nonblock, int *cfd)
+{
+    struct reuse_accept *ra = calloc(1, sizeof *ra);
+    struct reuse_connect *rc = calloc(1, sizeof *rc);
+    int afd;
+    ra->lfd = lfd;
+    assert_int_equal(go_spawn(reuse_accept_body, ra), 0);
+    msleep(20); /* the acceptor parks first */
+    rc->addr = *addr;
+    rc->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | (nonblock ? SOCK_NONBLOCK : 0), 0);
+    assert_true(rc->fd >= 0);
+    assert_int_equal(go_spawn(reuse_connect_body, rc), 0);
+    assert_true(wait_for(&rc->done, 1, JOIN_TIMEOUT));
+    assert_true(wait_for(&ra->done, 1, JOIN_TIMEOUT));
+    assert_int_equal(rc->result, 0);
+    assert_true(ra->result >= 0);
+    afd = ra->result;
+    *cfd = rc->fd;
+    free(ra);
+    free(rc);
+    return afd;
+}
+
+static void test_plain_close_reuse_tcp(void **state)
+{
+    for (int k = 0; k < 2; k++) {
+        bool nonblock = k;
+        struct sockaddr_in addr;
+        int lfd = tcp_listener(&addr), cfd, afd, lfd2, cfd2, afd2;
+        if (nonblock)
+            set_nonblock(lfd, true);
+        afd = reuse_tcp_round(lfd, &addr, nonblock, &cfd);
+        close(afd);
+        close(cfd);
+        close(lfd);
+        lfd2 = tcp_listener(&addr);
+        if (nonblock)
+            set_nonblock(lfd2, true);
+        assert_int_equal(lfd2, lfd);
+        afd2 = reuse_tcp_round(lfd2, &addr, nonblock, &cfd2);
+        assert_int_equal(cfd2, cfd); /* the connecting socket reused cfd's number */
+        close(afd2);
+        close(cfd2);
+        close(lfd2);
+    }
+}
+
 /* ---- an idle runtime wakes at once --------------------------------------- */
 
 struct idle_target {
@@ -1376,6 +1522,8 @@ int main(void)
         cmocka_unit_test(test_thousand_pipes),
         cmocka_unit_test(test_udp),
         cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_plain_close_reuse),
+        cmocka_unit_test(test_plain_close_reuse_tcp),
         cmocka_unit_test(test_idle_wakeup),
         cmocka_unit_test(test_busy_ps_still_poll),
     };
