@@ -8,7 +8,7 @@
  *
  * Goroutines never assert (cmocka longjmps): they record failures with
  * CHECK, the test joins them with a WaitGroup and asserts on its own
- * thread.  Panics are checked in a fresh copy of this binary (run_child),
+ * thread.  Panics are checked in a fresh copy of this binary (expect_panic),
  * which has a runtime of its own.
  */
 #include <stdarg.h>
@@ -30,153 +30,7 @@
 
 #include <gort.h>
 
-/* ---- helpers (each test file is self-contained) ----------------------- */
-
-static _Atomic int failures;
-static char first_failure[256];
-
-static void note_failure(const char *file, int line, const char *what)
-{
-    if (atomic_fetch_add(&failures, 1) == 0)
-        snprintf(first_failure, sizeof first_failure, "%s:%d: %s", file,
-                 line, what);
-}
-
-#define CHECK(cond)                                                          \
-    do {                                                                     \
-        if (!(cond))                                                         \
-            note_failure(__FILE__, __LINE__, #cond);                         \
-    } while (0)
-
-static int reset_failures(void **state)
-{
-    (void)state;
-    atomic_store(&failures, 0);
-    first_failure[0] = 0;
-    return 0;
-}
-
-static int check_failures(void **state)
-{
-    (void)state;
-    if (atomic_load(&failures) != 0) {
-        fprintf(stderr, "recorded failure: %s (%d in all)\n", first_failure,
-                atomic_load(&failures));
-        return -1;
-    }
-    return 0;
-}
-
-struct closure {
-    void (*fn)(void *);
-    void *arg;
-    wg_t *wg;
-};
-
-static void closure_run(void *p)
-{
-    struct closure c = *(struct closure *)p;
-
-    free(p);
-    c.fn(c.arg);
-    if (c.wg != NULL)
-        wg_done(c.wg);
-}
-
-/* go fn(arg), counted in wg (may be NULL). */
-static void spawn(wg_t *wg, void (*fn)(void *), void *arg)
-{
-    struct closure *c = malloc(sizeof *c);
-
-    assert_non_null(c);
-    c->fn = fn;
-    c->arg = arg;
-    c->wg = wg;
-    if (wg != NULL)
-        wg_add(wg, 1);
-    assert_int_equal(go_spawn(closure_run, c), 0);
-}
-
-static void *thread_run(void *p)
-{
-    closure_run(p);
-    return NULL;
-}
-
-/* The same on a plain thread (detached). */
-static void spawn_thread(wg_t *wg, void (*fn)(void *), void *arg)
-{
-    struct closure *c = malloc(sizeof *c);
-    pthread_t t;
-
-    assert_non_null(c);
-    c->fn = fn;
-    c->arg = arg;
-    c->wg = wg;
-    if (wg != NULL)
-        wg_add(wg, 1);
-    assert_int_equal(pthread_create(&t, NULL, thread_run, c), 0);
-    pthread_detach(t);
-}
-
-static const char *self_exe;
-
-/*
- * Runs scenario `name` in a fresh copy of this binary; returns its stderr
- * (malloc'd) and stores the signal that ended it (0 if it exited).
- */
-static char *run_child(const char *name, int *sig)
-{
-    int p[2];
-    pid_t pid;
-    size_t len = 0, cap = 4096;
-    char *out = malloc(cap);
-    int status;
-
-    assert_non_null(out);
-    assert_int_equal(pipe(p), 0);
-    pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        struct rlimit no_core = {0, 0};
-        setrlimit(RLIMIT_CORE, &no_core);
-        dup2(p[1], 2);
-        close(p[0]);
-        close(p[1]);
-        execl(self_exe, self_exe, "--child", name, (char *)NULL);
-        _exit(127);
-    }
-    close(p[1]);
-    for (;;) {
-        if (len + 1 >= cap) {
-            cap *= 2;
-            out = realloc(out, cap);
-            assert_non_null(out);
-        }
-        ssize_t n = read(p[0], out + len, cap - len - 1);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            break;
-        len += (size_t)n;
-    }
-    out[len] = 0;
-    close(p[0]);
-    assert_int_equal(waitpid(pid, &status, 0), pid);
-    *sig = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
-    return out;
-}
-
-static void expect_panic(const char *scenario, const char *message)
-{
-    int sig;
-    char *err = run_child(scenario, &sig);
-
-    if (strstr(err, message) == NULL || strstr(err, "goroutine ") == NULL
-        || sig != SIGABRT)
-        fail_msg("scenario %s: signal %d, stderr:\n%s", scenario, sig, err);
-    free(err);
-}
+#include "test_util.h"
 
 /* ---- creation, limits, NULL channels ---------------------------------- */
 
@@ -978,7 +832,7 @@ static void test_nonblock_recv_race(void **state)
         chan_recv(c, NULL);
         wg_wait(&wg);
         chan_free(c);
-        if (atomic_load(&failures))
+        if (recorded_failures())
             break;
     }
 }
@@ -1331,7 +1185,6 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_panic_free_blocked),
     };
 
-    self_exe = "/proc/self/exe";
     if (argc == 3 && strcmp(argv[1], "--child") == 0)
         return run_scenario(argv[2]);
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -32,94 +32,9 @@
 
 #include <gort.h>
 
-/* ---- helpers (each test file is self-contained) ----------------------- */
+#include "test_util.h"
 
-static _Atomic int failures;
-static char first_failure[256];
-
-static void note_failure(const char *file, int line, const char *what)
-{
-    if (atomic_fetch_add(&failures, 1) == 0)
-        snprintf(first_failure, sizeof first_failure, "%s:%d: %s", file,
-                 line, what);
-}
-
-#define CHECK(cond)                                                          \
-    do {                                                                     \
-        if (!(cond))                                                         \
-            note_failure(__FILE__, __LINE__, #cond);                         \
-    } while (0)
-
-static int reset_failures(void **state)
-{
-    (void)state;
-    atomic_store(&failures, 0);
-    first_failure[0] = 0;
-    return 0;
-}
-
-static int check_failures(void **state)
-{
-    (void)state;
-    if (atomic_load(&failures) != 0) {
-        fprintf(stderr, "recorded failure: %s (%d in all)\n", first_failure,
-                atomic_load(&failures));
-        return -1;
-    }
-    return 0;
-}
-
-struct closure {
-    void (*fn)(void *);
-    void *arg;
-    wg_t *wg;
-};
-
-static void closure_run(void *p)
-{
-    struct closure c = *(struct closure *)p;
-
-    free(p);
-    c.fn(c.arg);
-    if (c.wg != NULL)
-        wg_done(c.wg);
-}
-
-/* go fn(arg), counted in wg (may be NULL). */
-static void spawn(wg_t *wg, void (*fn)(void *), void *arg)
-{
-    struct closure *c = malloc(sizeof *c);
-
-    assert_non_null(c);
-    c->fn = fn;
-    c->arg = arg;
-    c->wg = wg;
-    if (wg != NULL)
-        wg_add(wg, 1);
-    assert_int_equal(go_spawn(closure_run, c), 0);
-}
-
-static void *thread_run(void *p)
-{
-    closure_run(p);
-    return NULL;
-}
-
-/* The same on a plain thread (detached). */
-static void spawn_thread(wg_t *wg, void (*fn)(void *), void *arg)
-{
-    struct closure *c = malloc(sizeof *c);
-    pthread_t t;
-
-    assert_non_null(c);
-    c->fn = fn;
-    c->arg = arg;
-    c->wg = wg;
-    if (wg != NULL)
-        wg_add(wg, 1);
-    assert_int_equal(pthread_create(&t, NULL, thread_run, c), 0);
-    pthread_detach(t);
-}
+/* ---- helpers ---------------------------------------------------------- */
 
 /* Waits up to `ms` for *flag to become nonzero. */
 static bool wait_flag(_Atomic int *flag, int ms)

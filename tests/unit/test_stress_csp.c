@@ -31,42 +31,7 @@
 
 #include <gort.h>
 
-/* ---- helpers (each test file is self-contained) ----------------------- */
-
-static _Atomic int failures;
-static char first_failure[256];
-
-static void note_failure(const char *file, int line, const char *what)
-{
-    if (atomic_fetch_add(&failures, 1) == 0)
-        snprintf(first_failure, sizeof first_failure, "%s:%d: %s", file,
-                 line, what);
-}
-
-#define CHECK(cond)                                                          \
-    do {                                                                     \
-        if (!(cond))                                                         \
-            note_failure(__FILE__, __LINE__, #cond);                         \
-    } while (0)
-
-static int reset_failures(void **state)
-{
-    (void)state;
-    atomic_store(&failures, 0);
-    first_failure[0] = 0;
-    return 0;
-}
-
-static int check_failures(void **state)
-{
-    (void)state;
-    if (atomic_load(&failures) != 0) {
-        fprintf(stderr, "recorded failure: %s (%d in all)\n", first_failure,
-                atomic_load(&failures));
-        return -1;
-    }
-    return 0;
-}
+#include "test_util.h"
 
 #if defined(GORT_TSAN) || defined(GORT_ASAN)
 enum { PER_PRODUCER = 15000 };
