@@ -147,6 +147,11 @@ GORT_API void go_mutex_unlock(go_mutex_t *m);
    lock bit (state is the new value); called by the inline fast path. */
 GORT_API void go_mutex_unlock_slow(go_mutex_t *m, int32_t state);
 
+/* Not API: non-zero while the runtime asks a goroutine that has run for
+   long, with others waiting, to yield at its next runtime call
+   (cooperative preemption); the inline unlock below checks it. */
+GORT_API extern _Atomic uint32_t go_preempt_pending_;
+
 /*
  * Inline fast paths, as Go inlines sync.Mutex's: an uncontended lock is
  * one CAS and an unlock one atomic add, with no call.  The functions of
@@ -168,7 +173,9 @@ static inline void gort_mutex_unlock_inline_(go_mutex_t *m)
 {
     /* release: pairs with the acquire of the next lock */
     int32_t state = atomic_fetch_sub_explicit(&m->state_, 1, memory_order_release) - 1;
-    if (__builtin_expect(state != 0, 0))
+    if (__builtin_expect((state | (int32_t)atomic_load_explicit(&go_preempt_pending_,
+                                                                memory_order_relaxed)) != 0,
+                         0))
         go_mutex_unlock_slow(m, state);
 }
 #define go_mutex_lock(m) gort_mutex_lock_inline_(m)

@@ -164,9 +164,12 @@ struct gort_p {
                                         blocked: see sysmon.c) */
     bool spare;                      /* on the spare list: sched.lock */
     bool wake_deferred;              /* owner: see put_local in proc.c */
+    _Atomic uint32_t preempt;        /* 1: the monitor asks the running
+                                        goroutine to yield (sysmon.c) */
     /* monitor-only */
     uint32_t mon_tick;
     int64_t mon_since;
+    int64_t mon_preempt_at;          /* when it asked, or 0 */
 
     /* Run queue: lock-free ring, single producer (owner), many consumers
        (owner and thieves CAS head).  See runq.c. */
@@ -261,6 +264,7 @@ struct gort_g *gort__runq_take_all(struct gort_p *p);
 void gort__inject_list(struct gort_g *list);
 struct gort_p *gort__p_activate_locked(void);   /* spare or new P, sched.lock */
 void gort__p_retire_mark(struct gort_p *p);     /* see sysmon.c */
+
 /* Parks the current goroutine: after the switch, commit(arg) runs. */
 void gort__gopark(void (*commit)(void *), void *arg);
 void gort__wakep(void);

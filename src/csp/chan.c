@@ -272,13 +272,17 @@ static int chansend(struct chan *c, const void *elem, bool block)
     return chansend_block(c, elem);
 }
 
+/* The public entry points are preemption points (sysmon.c): a loop of
+   sends into a buffer that never fills would otherwise keep its P. */
 int chan_send(chan_t *c, const void *elem)
 {
+    gort__preempt_point();
     return chansend(c, elem, true);
 }
 
 int chan_try_send(chan_t *c, const void *elem)
 {
+    gort__preempt_point();
     return chansend(c, elem, false);
 }
 
@@ -375,11 +379,13 @@ static int chanrecv(struct chan *c, void *out, bool block)
 
 bool chan_recv(chan_t *c, void *out)
 {
+    gort__preempt_point();
     return chanrecv(c, out, true) == 1;
 }
 
 int chan_try_recv(chan_t *c, void *out)
 {
+    gort__preempt_point();
     return chanrecv(c, out, false);
 }
 

@@ -202,9 +202,13 @@ static void mutex_unlock_slow(go_mutex_t *m, int32_t new)
     }
 }
 
+/* Also where the inline unlock goes when a preemption is pending: an
+   unlock is a good place to yield (a loop of lock/unlock never parks). */
 void go_mutex_unlock_slow(go_mutex_t *m, int32_t state)
 {
-    mutex_unlock_slow(m, state);
+    if (state != 0)
+        mutex_unlock_slow(m, state);
+    gort__preempt_point();
 }
 
 void go_mutex_unlock(go_mutex_t *m)
@@ -215,4 +219,5 @@ void go_mutex_unlock(go_mutex_t *m)
                   - MUTEX_LOCKED;
     if (GORT_UNLIKELY(new != 0))
         mutex_unlock_slow(m, new);
+    gort__preempt_point();
 }

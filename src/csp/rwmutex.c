@@ -69,6 +69,7 @@ void go_rwmutex_runlock(go_rwmutex_t *m)
 
     if (GORT_UNLIKELY(r < 0))
         runlock_slow(m, r);
+    gort__preempt_point();
 }
 
 void go_rwmutex_lock(go_rwmutex_t *m)

@@ -323,6 +323,8 @@ int chan_select(chan_case_t *cases, size_t n, int64_t timeout_ns)
     void *heap = NULL;
     int r;
 
+    gort__preempt_point();
+
     if (n > INT_MAX)
         return -EINVAL;
     for (size_t i = 0; i < n; i++) {

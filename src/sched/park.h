@@ -39,6 +39,8 @@
 #include <stdint.h>
 #include <stdatomic.h>
 
+#include <gort.h>
+
 struct gort_g;
 
 typedef struct gort_waiter {
@@ -65,5 +67,19 @@ void gort__procyield(unsigned n);           /* n pause instructions */
 bool gort__can_spin(int iter);              /* Go's sync_runtime_canSpin */
 bool gort__in_goroutine(void);
 uint64_t gort__fastrand(void);              /* per-thread, cheap */
+
+/*
+ * A cooperative preemption point (sysmon.c): the public entry points that
+ * a goroutine may call in a loop without ever parking (mutex unlock,
+ * channel operations) call it where the goroutine holds no runtime state;
+ * it yields if the monitor asked this P's goroutine to.  One relaxed load
+ * of a global word otherwise.
+ */
+void gort__preempt_yield(void);
+static inline void gort__preempt_point(void)
+{
+    if (__builtin_expect(atomic_load_explicit(&go_preempt_pending_, memory_order_relaxed) != 0, 0))
+        gort__preempt_yield();
+}
 
 #endif /* GORT_PARK_H */

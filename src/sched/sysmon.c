@@ -19,6 +19,19 @@
  * and other goroutines are waiting for it (its own queue, or the global
  * queue with no idle P).
  *
+ * Cooperative preemption first.  A goroutine that has run for 5 ms with
+ * others waiting is asked to yield: the monitor sets p->preempt and the
+ * global go_preempt_pending_, and the runtime's public entry points that
+ * a goroutine may call in a loop without parking (mutex unlock, channel
+ * operations: gort__preempt_point) yield if their P is asked.  This is Go's
+ * pre-1.14 preemption at function prologues, at our API's granularity: a
+ * goroutine looping on a mutex gives the P to the next one on the same
+ * thread, instead of the hand-off below, which would run the two on two
+ * threads beyond GOMAXPROCS (and make them fight over the mutex).  The
+ * hand-off still comes at 10 ms (and at least PREEMPT_GRACE after the
+ * request) for goroutines that never call in: a blocking system call, a
+ * pure computation.
+ *
  * Hand-off without stopping the stuck thread.  The stuck M may return at
  * any moment and touch its P's owner-only state (caches, the ring's tail),
  * so the monitor never takes the P itself.  Instead it
@@ -49,6 +62,8 @@
 
 #define BLOCKING_THRESHOLD_NS (20 * GO_US)
 #define STUCK_THRESHOLD_NS (10 * GO_MS)
+#define PREEMPT_THRESHOLD_NS (5 * GO_MS)
+#define PREEMPT_GRACE_NS (1 * GO_MS)
 #define MIN_DELAY_NS (20 * GO_US)
 #define MAX_DELAY_NS (10 * GO_MS)
 #define SCAVENGE_PERIOD_NS (100 * GO_MS)
@@ -57,6 +72,21 @@
 /* The monitor sleeps on this futex word between looks; 1 while it is in a
    long (backed-off) sleep, so that go_blocking_begin can shorten it. */
 static _Atomic uint32_t mon_sleeping;
+
+/* Non-zero while some P is asked to preempt its goroutine: written by the
+   monitor only (each round), read relaxed on the fast paths.  A stale 1
+   costs a call that finds its own P not asked; a stale 0 delays the yield
+   to the next round. */
+GORT_API _Atomic uint32_t go_preempt_pending_;
+
+void gort__preempt_yield(void)
+{
+    struct gort_m *m = gort__m_self();
+    if (!m || !m->curg || !m->p || !atomic_load_explicit(&m->p->preempt, memory_order_relaxed) ||
+        !atomic_exchange_explicit(&m->p->preempt, 0, memory_order_relaxed))
+        return;
+    go_yield();
+}
 
 /*
  * The nesting count belongs to the goroutine (g->blocking); m->in_blocking
@@ -131,7 +161,7 @@ static bool has_waiting_work(struct gort_p *p)
 /* One look at every P; returns true if it handed anything off. */
 static bool retake(int64_t now, uint64_t nowtick)
 {
-    bool acted = false;
+    bool acted = false, asking = false;
     int32_t n = atomic_load_explicit(&gort__sched.nallp, memory_order_acquire);
     for (int32_t i = 0; i < n; i++) {
         struct gort_p *p = gort__sched.allp[i];
@@ -154,6 +184,12 @@ static bool retake(int64_t now, uint64_t nowtick)
         if (tick != p->mon_tick || p->mon_since == 0) { /* 0: first look */
             p->mon_tick = tick;
             p->mon_since = now;
+            if (p->mon_preempt_at) {
+                /* It went through the scheduler: whatever we asked is done
+                   (a request still set would only cost one early yield). */
+                p->mon_preempt_at = 0;
+                atomic_store_explicit(&p->preempt, 0, memory_order_relaxed);
+            }
         }
         if (!has_waiting_work(p))
             continue;
@@ -169,8 +205,16 @@ static bool retake(int64_t now, uint64_t nowtick)
             uint64_t since = atomic_load_explicit(&m->blocking_since, memory_order_relaxed);
             stuck = nowtick > since && gort__ticks_to_ns(nowtick - since) > BLOCKING_THRESHOLD_NS;
         }
-        if (!stuck && now - p->mon_since > STUCK_THRESHOLD_NS)
-            stuck = true;
+        if (!stuck && now - p->mon_since > PREEMPT_THRESHOLD_NS) {
+            if (!p->mon_preempt_at) {
+                p->mon_preempt_at = now;
+                atomic_store_explicit(&p->preempt, 1, memory_order_relaxed);
+                acted = true; /* look again soon */
+            }
+            asking = true;
+            stuck = now - p->mon_since > STUCK_THRESHOLD_NS &&
+                    now - p->mon_preempt_at >= PREEMPT_GRACE_NS;
+        }
         if (!stuck)
             continue;
         gort__p_retire_mark(p);
@@ -178,6 +222,8 @@ static bool retake(int64_t now, uint64_t nowtick)
         gort__wakep();
         acted = true;
     }
+    if (atomic_load_explicit(&go_preempt_pending_, memory_order_relaxed) != (uint32_t)asking)
+        atomic_store_explicit(&go_preempt_pending_, asking, memory_order_relaxed);
     return acted;
 }
 
