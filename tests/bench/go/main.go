@@ -537,7 +537,8 @@ func benchEcho(name string, conns, roundsPerConn int) {
 // RSS.  Connections are made in batches that the backlog always holds, each
 // batch waited for until its handlers run.  Afterwards every connection gets
 // one byte, every server goroutine must echo it, and every one must see its
-// client's EOF: a broken state cannot pass.
+// client's EOF: a broken state cannot pass.  Page tables (VmPTE), which RSS
+// does not count, go to idleconn_pt.
 
 // idleConns says how many connections fit: both ends live in this process,
 // so 2 per connection plus a margin.  Raises the soft RLIMIT_NOFILE to what
@@ -640,7 +641,7 @@ func benchIdleConn() {
 	time.Sleep(20 * time.Millisecond) // the acceptor is parked in Accept
 	runtime.GC()
 	debug.FreeOSMemory()
-	before := rssBytes()
+	before, ptBefore := rssBytes(), pteBytes()
 	for i := 0; i < n; i += idleBatch {
 		to := i + idleBatch
 		if to > n {
@@ -649,7 +650,7 @@ func benchIdleConn() {
 		idleConnect(fds, i, to, sa, &up)
 	}
 	time.Sleep(20 * time.Millisecond) // let the last handlers reach their read
-	after := rssBytes()
+	after, ptAfter := rssBytes(), pteBytes()
 	idleCheck(fds)
 	for _, fd := range fds {
 		syscall.Close(fd)
@@ -661,6 +662,7 @@ func benchIdleConn() {
 		fail("server goroutines echoed %d bytes, want %d", echoed, n)
 	}
 	result("idleconn", float64(after-before)/float64(n), "B/conn")
+	result("idleconn_pt", float64(ptAfter-ptBefore)/float64(n), "B/conn")
 	result("idleconn_n", float64(n), "conns")
 }
 
