@@ -264,6 +264,7 @@ struct gort_g *gort__runq_take_all(struct gort_p *p);
 void gort__inject_list(struct gort_g *list);
 struct gort_p *gort__p_activate_locked(void);   /* spare or new P, sched.lock */
 void gort__p_retire_mark(struct gort_p *p);     /* see sysmon.c */
+void gort__preempt_self(void);                  /* yield to the global queue */
 
 /* Parks the current goroutine: after the switch, commit(arg) runs. */
 void gort__gopark(void (*commit)(void *), void *arg);

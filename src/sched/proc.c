@@ -586,6 +586,27 @@ void go_yield(void)
     switch_to(m, g, next, after_yield, NULL);
 }
 
+static void after_preempt(struct gort_m *m, struct gort_g *prev, void *arg)
+{
+    (void)m;
+    (void)arg;
+    pthread_mutex_lock(&gort__sched.lock);
+    gort__globrunq_put_locked(prev);
+    pthread_mutex_unlock(&gort__sched.lock);
+}
+
+/* Yields at a preemption point (sysmon.c): to the back of the global
+   queue, as Go's preemption does, so that the goroutine that hogged the P
+   runs after everything waiting, local or global (go_yield requeues
+   locally, and a P looks at the global queue only every 61st switch). */
+void gort__preempt_self(void)
+{
+    struct gort_m *m = gort__m_self();
+    struct gort_g *g = m->curg, *next = pick_local(m, m->p);
+    gort__casgstatus(g, G_RUNNING, G_RUNNABLE);
+    switch_to(m, g, next, after_preempt, NULL);
+}
+
 static void after_park(struct gort_m *m, struct gort_g *prev, void *arg)
 {
     void (**commit)(void *) = arg;

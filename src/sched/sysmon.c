@@ -85,7 +85,7 @@ void gort__preempt_yield(void)
     if (!m || !m->curg || !m->p || !atomic_load_explicit(&m->p->preempt, memory_order_relaxed) ||
         !atomic_exchange_explicit(&m->p->preempt, 0, memory_order_relaxed))
         return;
-    go_yield();
+    gort__preempt_self();
 }
 
 /*

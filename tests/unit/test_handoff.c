@@ -345,6 +345,92 @@ static void test_regular_file(void **state)
     free(f);
 }
 
+/* ---- cooperative preemption ----------------------------------------------
+ *
+ * A goroutine that loops on runtime calls that never park (a mutex
+ * lock/unlock, a channel send and receive on a buffer with room) is asked
+ * to yield after a few milliseconds and does so at its next call: the
+ * goroutine queued behind it runs on the same thread.  Without it, the
+ * monitor hands the queue to another thread at 10 ms, and the two run at
+ * once beyond GORT_MAXPROCS=1.
+ */
+struct looper {
+    bool use_chan;
+    go_mutex_t mu;
+    chan_t *ch;
+    long counter;
+    long tid;
+    int64_t t_start, t_end;
+    _Atomic int started, done;
+    _Atomic int *stop;
+};
+
+struct latecomer {
+    long tid;
+    int64_t t_ran;
+    _Atomic int ran;
+};
+
+static void looper_body(void *arg)
+{
+    struct looper *l = arg;
+    l->tid = thread_id();
+    l->t_start = go_now();
+    atomic_store_explicit(&l->started, 1, memory_order_release);
+    while (!atomic_load_explicit(l->stop, memory_order_acquire) &&
+           go_now() - l->t_start < 2 * GO_S) {
+        if (l->use_chan) {
+            int v = 1, out = 0;
+            chan_send(l->ch, &v);
+            chan_recv(l->ch, &out);
+            l->counter += out;
+        } else {
+            go_mutex_lock(&l->mu);
+            l->counter++;
+            go_mutex_unlock(&l->mu);
+        }
+    }
+    l->t_end = go_now();
+    atomic_store_explicit(&l->done, 1, memory_order_release);
+}
+
+static void latecomer_body(void *arg)
+{
+    struct latecomer *c = arg;
+    c->tid = thread_id();
+    c->t_ran = go_now();
+    atomic_store_explicit(&c->ran, 1, memory_order_release);
+}
+
+static void preempt_case(bool use_chan)
+{
+    struct looper *l = calloc(1, sizeof *l);
+    struct latecomer *c = calloc(1, sizeof *c);
+    int64_t t_spawn;
+    l->use_chan = use_chan;
+    l->ch = chan_make(sizeof(int), 1);
+    l->stop = &c->ran; /* the looper stops once the latecomer has run */
+    assert_int_equal(go_spawn(looper_body, l), 0);
+    assert_true(wait_for_int(&l->started, 1, 5 * GO_S));
+    t_spawn = go_now();
+    assert_int_equal(go_spawn(latecomer_body, c), 0);
+    assert_true(wait_for_int(&c->ran, 1, 5 * GO_S));
+    assert_true(wait_for_int(&l->done, 1, 5 * GO_S));
+    print_message("%s loop: the queued goroutine ran after %.2f ms, on the %s thread\n",
+                  use_chan ? "channel" : "mutex", (double)(c->t_ran - t_spawn) / 1e6,
+                  c->tid == l->tid ? "same" : "another");
+    assert_true(l->counter > 0);
+    /* Yielded, not handed off: same thread, before the 10 ms hand-off. */
+    assert_int_equal(c->tid, l->tid);
+    assert_true(c->t_ran - t_spawn < GO_S); /* the looper gives up at 2 s */
+    chan_free(l->ch);
+    free(l);
+    free(c);
+}
+
+static void test_preempt_mutex_loop(void **state) { preempt_case(false); }
+static void test_preempt_chan_loop(void **state) { preempt_case(true); }
+
 int main(int argc, char **argv)
 {
     const char *env = getenv("GORT_MAXPROCS");
@@ -356,6 +442,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_several_blockers),
         cmocka_unit_test(test_slot_given_back),
         cmocka_unit_test(test_regular_file),
+        cmocka_unit_test(test_preempt_mutex_loop),
+        cmocka_unit_test(test_preempt_chan_loop),
     };
     if (!env || strcmp(env, "1") != 0) {
         /* The runtime reads GORT_MAXPROCS once, at its first use: set it
