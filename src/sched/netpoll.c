@@ -33,9 +33,9 @@
  *    at once, and go_connect (the start of a socket's life) always does;
  *  - a goroutine parked on a stale registration gets no edge ever, so the
  *    monitor re-arms (EPOLL_CTL_MOD) every pd whose waiters stayed parked
- *    across two of its 10 ms rounds: -ENOENT or -EBADF means stale, and
- *    the waiters are woken to retry (their retry registers the new file).
- *    The cost is one epoll_ctl per long wait, none on the fast paths.
+ *    unchanged for 200 ms (looking every 10 ms): -ENOENT or -EBADF means
+ *    stale, and the waiters are woken to retry (their retry registers the
+ *    new file).  One epoll_ctl per long wait, none on the fast paths.
  * Writes raise SIGPIPE as write(2) does (no MSG_NOSIGNAL): the same
  * whatever the pd believes the descriptor is; programs that want -EPIPE
  * ignore SIGPIPE, as C servers do.
@@ -111,6 +111,7 @@ struct pd {
     _Atomic uint32_t parks;  /* entries ever added */
     uint32_t seen, checked;  /* monitor thread only: parks at its last look
                                 and at its last re-arm */
+    int64_t seen_at;         /* monitor thread only: when `seen` changed */
 };
 enum { PD_NEW = 0, PD_POLLABLE = 1, PD_FILE = 2, PD_CLOSING = 3 /* go_close */ };
 /* How the I/O calls avoid blocking whatever O_NONBLOCK says. */
@@ -301,7 +302,14 @@ static int pd_verify(struct pd *pd)
     return n;
 }
 
-static int pd_check_parked(void)
+/* How long a pd's waiters must sit unchanged before the monitor re-arms
+   it: long enough that busy connections (a round trip every few tens of
+   ms under load) are never checked (measured: at 10-20 ms the re-arms
+   cost 4.6% of a 1,000-connection echo), short enough that a goroutine
+   on a reused number is not noticeably stuck. */
+#define VERIFY_AFTER_NS (200 * GO_MS)
+
+static int pd_check_parked(int64_t now)
 {
     int n = 0;
     for (int c = 0; c < PD_CHUNKS; c++) {
@@ -316,10 +324,11 @@ static int pd_check_parked(void)
             parks = atomic_load_explicit(&pd->parks, memory_order_relaxed);
             if (parks != pd->seen) {
                 pd->seen = parks; /* new waiters since the last round */
+                pd->seen_at = now;
                 continue;
             }
-            if (parks == pd->checked)
-                continue; /* re-armed already: these waiters are fine */
+            if (parks == pd->checked || now - pd->seen_at < VERIFY_AFTER_NS)
+                continue; /* re-armed already, or not waiting for long */
             pd->checked = parks;
             n += pd_verify(pd);
         }
@@ -335,7 +344,7 @@ int gort__netpoll_sysmon(int64_t now)
         return 0;
     if (now - last_check >= SYSMON_POLL_NS) {
         last_check = now;
-        n += pd_check_parked();
+        n += pd_check_parked(now);
     }
     if (!atomic_load_explicit(&gort__sched.polling, memory_order_relaxed) &&
         now - atomic_load_explicit(&last_poll, memory_order_relaxed) >= SYSMON_POLL_NS)
