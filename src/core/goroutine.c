@@ -6,7 +6,8 @@
  * (proc.c), so spawning a million goroutines touches no stack at all.
  *
  * Records are recycled, never freed: a dead record goes to its P's cache
- * (owner-only) and past that to a global free list (gfree_lock).  Because
+ * (owner-only) and past that, in batches, to a global free list
+ * (gfree_lock).  Because
  * a record's memory is never returned, a stale pointer to it (a timer that
  * lost a race, a select case on another channel) can always be read; the
  * waiter's generation counter makes such reads harmless (park.c).
@@ -27,11 +28,50 @@
 #include "runtime.h"
 
 #define G_CACHE_MAX 64
+#define G_BATCH 32 /* records moved between a P's cache and the global list */
 #define GOID_BATCH 16
 
 static _Atomic uint64_t goid_gen = 1;          /* next unused id */
+
+/*
+ * The global free list is a stack of batches, so that a P moves G_BATCH
+ * records with one short critical section and no walk under the lock
+ * (a walk touches a cache line per record).  Within a batch, records are
+ * chained through schedlink; a batch's head links to the next batch
+ * through `arg` and holds the batch's length in `lockcount`, both unused
+ * (NULL, 0) while a record is free.  Spawning on one P and exiting on
+ * another (a spawner feeding a worker) moves every record across: with
+ * one lock per record, the two Ps queued on gfree_lock for each goroutine.
+ */
 static pthread_mutex_t gfree_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct gort_g *gfree;                   /* gfree_lock */
+static struct gort_g *gfree;                   /* gfree_lock: batch heads */
+
+static void gfree_push(struct gort_g *head, uint32_t n)
+{
+    head->lockcount = n;
+    pthread_mutex_lock(&gfree_lock);
+    head->arg = gfree;
+    gfree = head;
+    pthread_mutex_unlock(&gfree_lock);
+}
+
+/* A batch (chained through schedlink, NULL-terminated) or NULL; *n its
+   length. */
+static struct gort_g *gfree_pop(uint32_t *n)
+{
+    struct gort_g *head;
+    pthread_mutex_lock(&gfree_lock);
+    head = gfree;
+    if (head)
+        gfree = head->arg;
+    pthread_mutex_unlock(&gfree_lock);
+    if (head) {
+        *n = head->lockcount;
+        head->lockcount = 0;
+        head->arg = NULL;
+    }
+    return head;
+}
 
 uint64_t gort__g_newid(struct gort_p *p)
 {
@@ -45,26 +85,16 @@ uint64_t gort__g_newid(struct gort_p *p)
 }
 
 /* Plain threads (main spawning a million goroutines) have no P cache:
-   they take free records from the global list 32 at a time.  A thread
-   that exits leaves at most that many records behind. */
-#define T_CACHE_BATCH 32
+   they take a batch from the global list.  A thread that exits leaves at
+   most one batch behind. */
 static __thread struct gort_g *t_cache __attribute__((tls_model("initial-exec")));
 
 static struct gort_g *g_alloc_thread(void)
 {
     struct gort_g *g = t_cache;
-    if (!g) {
-        pthread_mutex_lock(&gfree_lock);
-        g = gfree;
-        for (int i = 1; gfree && i < T_CACHE_BATCH; i++)
-            gfree = gfree->schedlink;
-        if (gfree) {
-            struct gort_g *rest = gfree->schedlink;
-            gfree->schedlink = NULL;
-            gfree = rest;
-        }
-        pthread_mutex_unlock(&gfree_lock);
-    }
+    uint32_t n;
+    if (!g)
+        g = gfree_pop(&n);
     if (g)
         t_cache = g->schedlink;
     return g;
@@ -73,16 +103,18 @@ static struct gort_g *g_alloc_thread(void)
 struct gort_g *gort__g_alloc(struct gort_p *p)
 {
     struct gort_g *g = NULL;
-    if (p && p->g_cache) {
-        g = p->g_cache;
-        p->g_cache = g->schedlink;
-        p->ng_cache--;
-    } else if (p) {
-        pthread_mutex_lock(&gfree_lock);
-        g = gfree;
-        if (g)
-            gfree = g->schedlink;
-        pthread_mutex_unlock(&gfree_lock);
+    if (p) {
+        if (!p->g_cache) {
+            uint32_t n;
+            p->g_cache = gfree_pop(&n);
+            if (p->g_cache)
+                p->ng_cache = n;
+        }
+        if (p->g_cache) {
+            g = p->g_cache;
+            p->g_cache = g->schedlink;
+            p->ng_cache--;
+        }
     } else {
         g = g_alloc_thread();
     }
@@ -105,16 +137,23 @@ void gort__g_free(struct gort_p *p, struct gort_g *g)
     g->lockedm = NULL;
     g->lockcount = 0;
     g->blocking = 0;
-    if (p && p->ng_cache < G_CACHE_MAX) {
-        g->schedlink = p->g_cache;
-        p->g_cache = g;
-        p->ng_cache++;
+    if (!p) {
+        g->schedlink = NULL;
+        gfree_push(g, 1);
         return;
     }
-    pthread_mutex_lock(&gfree_lock);
-    g->schedlink = gfree;
-    gfree = g;
-    pthread_mutex_unlock(&gfree_lock);
+    g->schedlink = p->g_cache;
+    p->g_cache = g;
+    if (++p->ng_cache > G_CACHE_MAX) {
+        /* Give the most recently freed G_BATCH away; the older ones stay. */
+        struct gort_g *head = p->g_cache, *last = head;
+        for (int i = 1; i < G_BATCH; i++)
+            last = last->schedlink;
+        p->g_cache = last->schedlink;
+        last->schedlink = NULL;
+        p->ng_cache -= G_BATCH;
+        gfree_push(head, G_BATCH);
+    }
 }
 
 static const char *const gstatus_names[] = {
