@@ -700,6 +700,10 @@ int go_spawn(void (*fn)(void *arg), void *arg)
     if (!fn)
         return -EINVAL;
     gort__init();
+    /* A preemption point (sysmon.c): a loop spawning a million goroutines
+       never parks; without it the monitor would hand its P away and the
+       loop would run beside its children, beyond GOMAXPROCS. */
+    gort__preempt_point();
     m = gort__m_self();
     p = m ? m->p : NULL;
     g = gort__g_alloc(p);
