@@ -36,6 +36,17 @@
 #endif
 #define GORT_CACHELINE 64
 
+/* The runtime's short, hot locks (sched.lock, the free lists): glibc's
+   adaptive mutex spins briefly before sleeping in the kernel.  Measured on
+   spawn+join at 2 workers, where both Ps hit sched.lock and the record
+   free list for every batch: futex calls 11,600 -> 2,200 per million
+   goroutines, 97 -> 75 ns per goroutine. */
+#ifdef PTHREAD_ADAPTIVE_MUTEX_INITIALIZER_NP
+#define GORT_MUTEX_INITIALIZER PTHREAD_ADAPTIVE_MUTEX_INITIALIZER_NP
+#else
+#define GORT_MUTEX_INITIALIZER PTHREAD_MUTEX_INITIALIZER
+#endif
+
 struct gort_p;
 struct gort_m;
 

@@ -43,7 +43,7 @@ static _Atomic uint64_t goid_gen = 1;          /* next unused id */
  * another (a spawner feeding a worker) moves every record across: with
  * one lock per record, the two Ps queued on gfree_lock for each goroutine.
  */
-static pthread_mutex_t gfree_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_mutex_t gfree_lock = GORT_MUTEX_INITIALIZER;
 static struct gort_g *gfree;                   /* gfree_lock: batch heads */
 
 static void gfree_push(struct gort_g *head, uint32_t n)

@@ -90,7 +90,7 @@ static struct {
     struct gort_stack *chunk;  /* pool_lock: unused stacks of the last chunk */
     struct sigaction old_segv;
     struct sigaction old_bus;
-} st = {.pool_lock = PTHREAD_MUTEX_INITIALIZER};
+} st = {.pool_lock = GORT_MUTEX_INITIALIZER};
 
 size_t gort__stack_limit(void) { return st.limit; }
 

@@ -66,7 +66,7 @@ void __tsan_switch_to_fiber(void *fiber, unsigned flags);
 #define LINGER_ROUNDS 20          /* find_runnable: ~20 x 64 pauses, a few us */
 #define LINGER_PAUSES 64
 
-struct gort_sched gort__sched = {.lock = PTHREAD_MUTEX_INITIALIZER};
+struct gort_sched gort__sched = {.lock = GORT_MUTEX_INITIALIZER};
 
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 static _Atomic int inited;
