@@ -230,7 +230,7 @@ static __attribute__((noinline)) int chansend_block(struct chan *c,
  * Nothing here promises progress: a later call sees newer values after the
  * lock releases of chanrecv and chan_close.
  */
-static int chansend(struct chan *c, const void *elem, bool block)
+int gort__chansend(struct chan *c, const void *elem, bool block)
 {
     gort_sudog_t *sg;
 
@@ -277,13 +277,13 @@ static int chansend(struct chan *c, const void *elem, bool block)
 int chan_send(chan_t *c, const void *elem)
 {
     gort__preempt_point();
-    return chansend(c, elem, true);
+    return gort__chansend(c, elem, true);
 }
 
 int chan_try_send(chan_t *c, const void *elem)
 {
     gort__preempt_point();
-    return chansend(c, elem, false);
+    return gort__chansend(c, elem, false);
 }
 
 /* ---- receive ---------------------------------------------------------- */
@@ -332,7 +332,7 @@ static inline bool chan_looks_empty(struct chan *c)
  * them visible to our acquire load of `closed`; after a close nothing can
  * be added, so "closed, then empty" means drained for good.
  */
-static int chanrecv(struct chan *c, void *out, bool block)
+int gort__chanrecv(struct chan *c, void *out, bool block)
 {
     gort_sudog_t *sg;
 
@@ -380,13 +380,13 @@ static int chanrecv(struct chan *c, void *out, bool block)
 bool chan_recv(chan_t *c, void *out)
 {
     gort__preempt_point();
-    return chanrecv(c, out, true) == 1;
+    return gort__chanrecv(c, out, true) == 1;
 }
 
 int chan_try_recv(chan_t *c, void *out)
 {
     gort__preempt_point();
-    return chanrecv(c, out, false);
+    return gort__chanrecv(c, out, false);
 }
 
 /* ---- blocking forever ------------------------------------------------- */

@@ -66,6 +66,13 @@ struct chan {
     gort_lock_t lock;         /* rank GORT_RANK_CHAN (lock.h) */
 };
 
+/* Go's chansend and chanrecv (chan.c), for select's first pass.
+   chansend: 0, -EPIPE (closed) or, when !block, -EAGAIN; chanrecv: 1,
+   0 (closed and drained, *out zeroed) or, when !block, -EAGAIN.  Without
+   block, a channel that is not ready is answered without its lock. */
+int gort__chansend(struct chan *c, const void *elem, bool block);
+int gort__chanrecv(struct chan *c, void *out, bool block);
+
 static inline void chan_lock(struct chan *c)
 {
     gort__lock(&c->lock, GORT_RANK_CHAN);
