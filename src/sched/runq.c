@@ -32,6 +32,7 @@
 #include "runq.h"
 
 #define RQ_MASK (GORT_RUNQ_SIZE - 1)
+#define RUNNEXT_GRACE_PAUSES 120 /* about 3 us of pause (24.7 ns each here) */
 _Static_assert((GORT_RUNQ_SIZE & RQ_MASK) == 0, "run queue size is a power of two");
 
 static bool runq_put_slow(struct gort_p *p, struct gort_g *g, uint32_t h, uint32_t t)
@@ -114,7 +115,19 @@ static uint32_t runq_grab(struct gort_p *victim, struct gort_p *p, uint32_t at, 
             if (!steal_next)
                 return 0;
             g = atomic_load_explicit(&victim->runnext, memory_order_acquire);
-            if (!g || !atomic_compare_exchange_strong_explicit(&victim->runnext, &g, NULL,
+            if (!g)
+                return 0;
+            if (atomic_load_explicit(&victim->m, memory_order_relaxed)) {
+                /* The victim runs: its goroutine probably just readied g
+                   and is about to block or finish (a receive that woke
+                   the sender, a reply), and then runs g itself, with its
+                   data hot.  Wait about 3 us, as Go does, and take g only
+                   if it is still there (its P is really busy). */
+                gort__procyield(RUNNEXT_GRACE_PAUSES);
+                if (atomic_load_explicit(&victim->runnext, memory_order_acquire) != g)
+                    return 0;
+            }
+            if (!atomic_compare_exchange_strong_explicit(&victim->runnext, &g, NULL,
                                                                memory_order_acq_rel,
                                                                memory_order_relaxed))
                 return 0;
