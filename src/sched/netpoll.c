@@ -63,6 +63,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <sched.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -597,35 +598,44 @@ static bool file_io(int fd, void *buf, size_t n, bool wr, ssize_t *r)
     return true;
 }
 
+#define IO_AGAIN ((ssize_t)INT32_MIN) /* io_attempt: go round again */
+
+/* One attempt at reading (wr false) or writing up to n bytes, waiting for
+   the descriptor if it would block.  Returns the bytes moved, a negative
+   errno for the caller to return, or IO_AGAIN. */
+static ssize_t io_attempt(struct pd *pd, int fd, void *buf, size_t n, bool wr, bool *file)
+{
+    ssize_t r;
+    int err;
+    if (*file && !file_io(fd, buf, n, wr, &r)) {
+        errno = ESTALE;
+        r = -1;
+    } else if (!*file) {
+        r = wr ? write_once(pd, fd, buf, n) : read_once(pd, fd, buf, n);
+    }
+    if (r >= 0)
+        return r;
+    if (errno == EINTR)
+        return IO_AGAIN;
+    if (errno == ESTALE && pd)
+        return (err = pd_refresh(pd, file)) < 0 ? err : IO_AGAIN;
+    if (errno != EAGAIN && errno != EWOULDBLOCK)
+        return -errno;
+    err = io_wait(pd, fd, wr ? GO_WRITABLE : GO_READABLE);
+    return err < 0 ? err : IO_AGAIN;
+}
+
 ssize_t go_read(int fd, void *buf, size_t n)
 {
     int err;
     bool file;
     struct pd *pd = io_begin(fd, &err, &file);
+    ssize_t r;
     if (err)
         return err;
-    for (;;) {
-        ssize_t r;
-        if (file && !file_io(fd, buf, n, false, &r)) {
-            errno = ESTALE;
-            r = -1;
-        } else if (!file) {
-            r = read_once(pd, fd, buf, n);
-        }
-        if (r >= 0)
-            return r;
-        if (errno == EINTR)
-            continue;
-        if (errno == ESTALE && pd) {
-            if ((err = pd_refresh(pd, &file)) < 0)
-                return err;
-            continue;
-        }
-        if (errno != EAGAIN && errno != EWOULDBLOCK)
-            return -errno;
-        if ((err = io_wait(pd, fd, GO_READABLE)) < 0)
-            return err;
-    }
+    while ((r = io_attempt(pd, fd, buf, n, false, &file)) == IO_AGAIN)
+        ;
+    return r;
 }
 
 ssize_t go_write(int fd, const void *buf, size_t n)
@@ -637,29 +647,12 @@ ssize_t go_write(int fd, const void *buf, size_t n)
     if (err)
         return err;
     while (done < n) {
-        ssize_t r;
-        const char *p = (const char *)buf + done;
-        if (file && !file_io(fd, (void *)p, n - done, true, &r)) {
-            errno = ESTALE;
-            r = -1;
-        } else if (!file) {
-            r = write_once(pd, fd, p, n - done);
-        }
-        if (r >= 0) {
-            done += (size_t)r;
+        ssize_t r = io_attempt(pd, fd, (char *)buf + done, n - done, true, &file);
+        if (r == IO_AGAIN)
             continue;
-        }
-        if (errno == EINTR)
-            continue;
-        if (errno == ESTALE && pd) {
-            if ((err = pd_refresh(pd, &file)) < 0)
-                return err;
-            continue;
-        }
-        if (errno != EAGAIN && errno != EWOULDBLOCK)
-            return -errno;
-        if ((err = io_wait(pd, fd, GO_WRITABLE)) < 0)
-            return err;
+        if (r < 0)
+            return r;
+        done += (size_t)r;
     }
     return (ssize_t)n;
 }
