@@ -32,6 +32,8 @@
 
 #include <gort.h>
 
+#include "test_util.h"
+
 /* ---- helpers ---------------------------------------------------------- */
 
 #define JOIN_TIMEOUT (10 * GO_S)
@@ -64,18 +66,6 @@ static int64_t slack(void)
 #else
     return getenv("QEMU_LD_PREFIX") || getenv("GORT_TEST_NO_TIMING") ? 40 : 1;
 #endif
-}
-
-/* Polls *v until it reaches target or timeout_ns passes. */
-static bool wait_for(_Atomic int *v, int target, int64_t timeout_ns)
-{
-    int64_t deadline = go_now() + timeout_ns;
-    while (atomic_load_explicit(v, memory_order_acquire) < target) {
-        if (go_now() > deadline)
-            return false;
-        usleep(200);
-    }
-    return true;
 }
 
 static void msleep(int ms)
@@ -180,8 +170,8 @@ static void test_fd_wait_goroutine_writer(void **state)
     d->delay = 50 * GO_MS;
     assert_int_equal(go_spawn(fdw_body, c), 0);
     assert_int_equal(go_spawn(delayed_write_body, d), 0);
-    assert_true(wait_for(&c->done, 1, JOIN_TIMEOUT));
-    assert_true(wait_for(&d->done, 1, JOIN_TIMEOUT));
+    assert_true(wait_for_int(&c->done, 1, JOIN_TIMEOUT));
+    assert_true(wait_for_int(&d->done, 1, JOIN_TIMEOUT));
     assert_int_equal(d->result, 1);
     assert_int_equal(c->result, 0);
     /* A fresh, empty pipe is not readable: the wait must not return
@@ -202,11 +192,11 @@ static void test_fd_wait_thread_writer(void **state)
     make_pipe(p);
     c = fdw_new(p[0], GO_READABLE, GO_FOREVER);
     assert_int_equal(go_spawn(fdw_body, c), 0);
-    assert_true(wait_for(&c->started, 1, JOIN_TIMEOUT));
+    assert_true(wait_for_int(&c->started, 1, JOIN_TIMEOUT));
     msleep(50);
     assert_int_equal(atomic_load(&c->done), 0);
     assert_int_equal(write(p[1], "y", 1), 1);
-    assert_true(wait_for(&c->done, 1, JOIN_TIMEOUT));
+    assert_true(wait_for_int(&c->done, 1, JOIN_TIMEOUT));
     assert_int_equal(c->result, 0);
     go_close(p[0]);
     go_close(p[1]);
@@ -247,20 +237,20 @@ static void test_fd_wait_level(void **state)
     assert_int_equal(write(p[1], "abcdefgh", 8), 8);
     c = fdw_new(p[0], GO_READABLE, 500 * GO_MS);
     assert_int_equal(go_spawn(fdw_body, c), 0);
-    assert_true(wait_for(&c->done, 1, JOIN_TIMEOUT));
+    assert_true(wait_for_int(&c->done, 1, JOIN_TIMEOUT));
     assert_int_equal(c->result, 0);
     assert_int_equal(read(p[0], buf, 4), 4); /* 4 bytes remain */
     free(c);
     c = fdw_new(p[0], GO_READABLE, 500 * GO_MS);
     assert_int_equal(go_spawn(fdw_body, c), 0);
-    assert_true(wait_for(&c->done, 1, JOIN_TIMEOUT));
+    assert_true(wait_for_int(&c->done, 1, JOIN_TIMEOUT));
     assert_int_equal(c->result, 0);
     assert_true(c->t_end - c->t_start < slack() * 200 * GO_MS);
     assert_int_equal(read(p[0], buf, 4), 4); /* now empty */
     free(c);
     c = fdw_new(p[0], GO_READABLE, 50 * GO_MS);
     assert_int_equal(go_spawn(fdw_body, c), 0);
-    assert_true(wait_for(&c->done, 1, JOIN_TIMEOUT));
+    assert_true(wait_for_int(&c->done, 1, JOIN_TIMEOUT));
     assert_int_equal(c->result, -ETIMEDOUT);
     free(c);
     {
@@ -269,10 +259,10 @@ static void test_fd_wait_level(void **state)
         /* go_read parks first, so the edge of the write wakes it (and is
            consumed); 4 bytes stay buffered for go_fd_wait to see. */
         assert_int_equal(go_spawn(read_then_wait_body, rw), 0);
-        assert_true(wait_for(&rw->started, 1, JOIN_TIMEOUT));
+        assert_true(wait_for_int(&rw->started, 1, JOIN_TIMEOUT));
         msleep(30);
         assert_int_equal(write(p[1], "abcdefgh", 8), 8);
-        assert_true(wait_for(&rw->done, 1, JOIN_TIMEOUT));
+        assert_true(wait_for_int(&rw->done, 1, JOIN_TIMEOUT));
         assert_int_equal(rw->r_read, 4);
         assert_int_equal(rw->r_wait, 0);
         assert_true(rw->waited < slack() * 200 * GO_MS);
@@ -290,7 +280,7 @@ static void test_fd_wait_timeout(void **state)
     make_pipe(p);
     c = fdw_new(p[0], GO_READABLE, 50 * GO_MS);
     assert_int_equal(go_spawn(fdw_body, c), 0);
-    assert_true(wait_for(&c->done, 1, JOIN_TIMEOUT));
+    assert_true(wait_for_int(&c->done, 1, JOIN_TIMEOUT));
     assert_int_equal(c->result, -ETIMEDOUT);
     assert_true(c->t_end - c->t_start >= 50 * GO_MS);
     assert_true(c->t_end - c->t_start < slack() * 2 * GO_S);
@@ -302,10 +292,10 @@ static void test_fd_wait_timeout(void **state)
     /* A descriptor that becomes ready before the timeout: 0, early. */
     c = fdw_new(p[0], GO_READABLE, 3 * GO_S);
     assert_int_equal(go_spawn(fdw_body, c), 0);
-    assert_true(wait_for(&c->started, 1, JOIN_TIMEOUT));
+    assert_true(wait_for_int(&c->started, 1, JOIN_TIMEOUT));
     msleep(20);
     assert_int_equal(write(p[1], "z", 1), 1);
-    assert_true(wait_for(&c->done, 1, JOIN_TIMEOUT));
+    assert_true(wait_for_int(&c->done, 1, JOIN_TIMEOUT));
     assert_int_equal(c->result, 0);
     assert_true(c->t_end - c->t_start < slack() * GO_S);
     free(c);
@@ -324,7 +314,7 @@ static void test_fd_wait_poll(void **state)
     /* Goroutine. */
     c = fdw_new(p[0], GO_READABLE, 0);
     assert_int_equal(go_spawn(fdw_body, c), 0);
-    assert_true(wait_for(&c->done, 1, JOIN_TIMEOUT));
+    assert_true(wait_for_int(&c->done, 1, JOIN_TIMEOUT));
     assert_int_equal(c->result, -EAGAIN);
     free(c);
     assert_int_equal(write(p[1], "q", 1), 1);
@@ -332,7 +322,7 @@ static void test_fd_wait_poll(void **state)
     assert_int_equal(go_fd_wait(p[0], GO_READABLE | GO_WRITABLE, 0), 0);
     c = fdw_new(p[0], GO_READABLE, 0);
     assert_int_equal(go_spawn(fdw_body, c), 0);
-    assert_true(wait_for(&c->done, 1, JOIN_TIMEOUT));
+    assert_true(wait_for_int(&c->done, 1, JOIN_TIMEOUT));
     assert_int_equal(c->result, 0);
     free(c);
     go_close(p[0]);
@@ -354,8 +344,8 @@ static void test_fd_wait_badf(void **state)
         assert_int_equal(go_fd_wait(closed, GO_READABLE, timeouts[i]), -EBADF);
         assert_int_equal(go_spawn(fdw_body, c1), 0);
         assert_int_equal(go_spawn(fdw_body, c2), 0);
-        assert_true(wait_for(&c1->done, 1, JOIN_TIMEOUT));
-        assert_true(wait_for(&c2->done, 1, JOIN_TIMEOUT));
+        assert_true(wait_for_int(&c1->done, 1, JOIN_TIMEOUT));
+        assert_true(wait_for_int(&c2->done, 1, JOIN_TIMEOUT));
         assert_int_equal(c1->result, -EBADF);
         assert_int_equal(c2->result, -EBADF);
         free(c1);
@@ -375,7 +365,7 @@ static void test_fd_wait_hangup(void **state)
     assert_int_equal(go_fd_wait(p[0], GO_READABLE, GO_S), 0);
     c = fdw_new(p[0], GO_READABLE, 5 * GO_S);
     assert_int_equal(go_spawn(fdw_body, c), 0);
-    assert_true(wait_for(&c->done, 1, JOIN_TIMEOUT));
+    assert_true(wait_for_int(&c->done, 1, JOIN_TIMEOUT));
     assert_int_equal(c->result, 0);
     assert_true(c->t_end - c->t_start < slack() * GO_S);
     free(c);
@@ -386,11 +376,11 @@ static void test_fd_wait_hangup(void **state)
     make_pipe(p);
     c = fdw_new(p[0], GO_READABLE, GO_FOREVER);
     assert_int_equal(go_spawn(fdw_body, c), 0);
-    assert_true(wait_for(&c->started, 1, JOIN_TIMEOUT));
+    assert_true(wait_for_int(&c->started, 1, JOIN_TIMEOUT));
     msleep(30);
     assert_int_equal(atomic_load(&c->done), 0);
     close(p[1]);
-    assert_true(wait_for(&c->done, 1, JOIN_TIMEOUT));
+    assert_true(wait_for_int(&c->done, 1, JOIN_TIMEOUT));
     assert_int_equal(c->result, 0);
     free(c);
     go_close(p[0]);
@@ -401,7 +391,7 @@ static void test_fd_wait_hangup(void **state)
     assert_int_equal(go_fd_wait(p[1], GO_WRITABLE, GO_S), 0);
     c = fdw_new(p[1], GO_WRITABLE, 5 * GO_S);
     assert_int_equal(go_spawn(fdw_body, c), 0);
-    assert_true(wait_for(&c->done, 1, JOIN_TIMEOUT));
+    assert_true(wait_for_int(&c->done, 1, JOIN_TIMEOUT));
     assert_int_equal(c->result, 0);
     free(c);
     go_close(p[1]);
@@ -480,7 +470,7 @@ static void transfer(int wfd, int rfd, size_t n, unsigned seed)
     r->done = done;
     assert_int_equal(go_spawn(reader_body, r), 0);
     assert_int_equal(go_spawn(writer_body, w), 0);
-    assert_true(wait_for(done, 2, JOIN_TIMEOUT));
+    assert_true(wait_for_int(done, 2, JOIN_TIMEOUT));
     assert_int_equal(w->result, (ssize_t)n);
     assert_int_equal(r->result, (ssize_t)n);
     assert_memory_equal(w->buf, r->buf, n);
@@ -549,7 +539,7 @@ static void test_socketpair_pingpong(void **state)
     *b = (struct pingpong){.fd = s[1], .rounds = 2000, .first = false, .done = done};
     assert_int_equal(go_spawn(pingpong_body, a), 0);
     assert_int_equal(go_spawn(pingpong_body, b), 0);
-    assert_true(wait_for(done, 2, JOIN_TIMEOUT));
+    assert_true(wait_for_int(done, 2, JOIN_TIMEOUT));
     assert_int_equal(a->errors, 0);
     assert_int_equal(b->errors, 0);
     go_close(s[0]);
@@ -662,9 +652,9 @@ static void test_tcp_echo(void **state)
         cl[i].done = done;
         assert_int_equal(go_spawn(tcp_client_body, &cl[i]), 0);
     }
-    assert_true(wait_for(done, NCONN, 3 * JOIN_TIMEOUT));
-    assert_true(wait_for(&srv->done, 1, JOIN_TIMEOUT));
-    assert_true(wait_for(&srv->echoed_ok, NCONN, JOIN_TIMEOUT));
+    assert_true(wait_for_int(done, NCONN, 3 * JOIN_TIMEOUT));
+    assert_true(wait_for_int(&srv->done, 1, JOIN_TIMEOUT));
+    assert_true(wait_for_int(&srv->echoed_ok, NCONN, JOIN_TIMEOUT));
     assert_int_equal(atomic_load(&srv->errors), 0);
     assert_int_equal(atomic_load(&srv->accepted), NCONN);
     for (int i = 0; i < NCONN; i++) {
@@ -706,7 +696,7 @@ static void test_tcp_errors(void **state)
     go_close(lfd); /* the port is now (very likely) free */
     rf->addr = addr;
     assert_int_equal(go_spawn(refused_body, rf), 0);
-    assert_true(wait_for(&rf->done, 1, JOIN_TIMEOUT));
+    assert_true(wait_for_int(&rf->done, 1, JOIN_TIMEOUT));
     assert_int_equal(rf->result, -ECONNREFUSED);
     fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     assert_int_equal(go_connect(fd, (struct sockaddr *)&addr, sizeof addr), -ECONNREFUSED);
@@ -881,9 +871,9 @@ static void test_close_wakes(void **state)
     assert_int_equal(go_spawn(blocked_io_body, rd), 0);
     assert_int_equal(go_spawn(blocked_io_body, wr), 0);
     assert_int_equal(go_spawn(fdw_body, c), 0);
-    assert_true(wait_for(&rd->started, 1, JOIN_TIMEOUT));
-    assert_true(wait_for(&wr->started, 1, JOIN_TIMEOUT));
-    assert_true(wait_for(&c->started, 1, JOIN_TIMEOUT));
+    assert_true(wait_for_int(&rd->started, 1, JOIN_TIMEOUT));
+    assert_true(wait_for_int(&wr->started, 1, JOIN_TIMEOUT));
+    assert_true(wait_for_int(&c->started, 1, JOIN_TIMEOUT));
     msleep(50);
     assert_int_equal(atomic_load(&rd->done), 0);
     assert_int_equal(atomic_load(&wr->done), 0);
@@ -891,9 +881,9 @@ static void test_close_wakes(void **state)
     t0 = go_now();
     assert_int_equal(go_close(p[0]), 0);
     assert_int_equal(go_close(q[1]), 0);
-    assert_true(wait_for(&rd->done, 1, JOIN_TIMEOUT));
-    assert_true(wait_for(&wr->done, 1, JOIN_TIMEOUT));
-    assert_true(wait_for(&c->done, 1, JOIN_TIMEOUT));
+    assert_true(wait_for_int(&rd->done, 1, JOIN_TIMEOUT));
+    assert_true(wait_for_int(&wr->done, 1, JOIN_TIMEOUT));
+    assert_true(wait_for_int(&c->done, 1, JOIN_TIMEOUT));
     assert_int_equal(rd->result, -EBADF);
     assert_int_equal(wr->result, -EBADF);
     assert_int_equal(c->result, -EBADF);
@@ -966,7 +956,7 @@ static void test_close_race(void **state)
         usleep((seed >> 16) % 200);
         go_close(p[0]);
         pthread_join(th, NULL);
-        if (!wait_for(&cr->done, 1, 2 * GO_S)) {
+        if (!wait_for_int(&cr->done, 1, 2 * GO_S)) {
             hung++;
             print_message("iteration %d: the reader never woke after go_close\n", i);
             continue; /* leak cr: the goroutine still points at it */
@@ -1013,7 +1003,7 @@ static void test_thousand_pipes(void **state)
         m[i] = (struct many){.fd = p[i][0], .started = started, .done = done};
         assert_int_equal(go_spawn(many_body, &m[i]), 0);
     }
-    assert_true(wait_for(started, N, JOIN_TIMEOUT));
+    assert_true(wait_for_int(started, N, JOIN_TIMEOUT));
     msleep(50);
     assert_int_equal(atomic_load(done), 0);
     t0 = go_now();
@@ -1021,7 +1011,7 @@ static void test_thousand_pipes(void **state)
         unsigned char b = (unsigned char)(i * 7);
         assert_int_equal(write(p[i][1], &b, 1), 1);
     }
-    assert_true(wait_for(done, N, JOIN_TIMEOUT));
+    assert_true(wait_for_int(done, N, JOIN_TIMEOUT));
     print_message("1000 blocked readers woken in %.2f ms\n", (double)(go_now() - t0) / 1e6);
     for (int i = 0; i < N; i++) {
         assert_int_equal(m[i].result, 1);
@@ -1090,11 +1080,11 @@ static void test_udp(void **state)
     /* go_fd_wait on a datagram socket, readied by a plain thread's send. */
     c = fdw_new(a, GO_READABLE, 5 * GO_S);
     assert_int_equal(go_spawn(fdw_body, c), 0);
-    assert_true(wait_for(&c->started, 1, JOIN_TIMEOUT));
+    assert_true(wait_for_int(&c->started, 1, JOIN_TIMEOUT));
     msleep(20);
     assert_int_equal(atomic_load(&c->done), 0);
     assert_int_equal(send(b, "wake", 4, 0), 4);
-    assert_true(wait_for(&c->done, 1, JOIN_TIMEOUT));
+    assert_true(wait_for_int(&c->done, 1, JOIN_TIMEOUT));
     assert_int_equal(c->result, 0);
     {
         char buf[8];
@@ -1105,7 +1095,7 @@ static void test_udp(void **state)
     *ub = (struct udp_side){.fd = b, .rounds = 200, .echo = false, .done = done};
     assert_int_equal(go_spawn(udp_body, ua), 0);
     assert_int_equal(go_spawn(udp_body, ub), 0);
-    assert_true(wait_for(done, 2, JOIN_TIMEOUT));
+    assert_true(wait_for_int(done, 2, JOIN_TIMEOUT));
     assert_int_equal(ua->errors, 0);
     assert_int_equal(ub->errors, 0);
     go_close(a);
@@ -1158,7 +1148,7 @@ static void test_errors(void **state)
     e->closed_fd = p[0];
     e->pipe_w = q[1];
     assert_int_equal(go_spawn(errs_body, e), 0);
-    assert_true(wait_for(&e->done, 1, JOIN_TIMEOUT));
+    assert_true(wait_for_int(&e->done, 1, JOIN_TIMEOUT));
     assert_int_equal(e->r_read, -EBADF);
     assert_int_equal(e->r_write, -EBADF);
     assert_int_equal(e->r_accept, -EBADF);
@@ -1202,8 +1192,8 @@ static void reuse_round(const int p[2])
     d->delay = 20 * GO_MS;
     assert_int_equal(go_spawn(reuse_read_body, r), 0);
     assert_int_equal(go_spawn(delayed_write_body, d), 0);
-    assert_true(wait_for(&d->done, 1, JOIN_TIMEOUT));
-    assert_true(wait_for(&r->done, 1, JOIN_TIMEOUT));
+    assert_true(wait_for_int(&d->done, 1, JOIN_TIMEOUT));
+    assert_true(wait_for_int(&r->done, 1, JOIN_TIMEOUT));
     assert_int_equal(d->result, 1);
     assert_int_equal(r->result, 1);
     assert_int_equal(r->got, 'x');
@@ -1280,8 +1270,8 @@ static int reuse_tcp_round(int lfd, const struct sockaddr_in *addr, bool nonbloc
     rc->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | (nonblock ? SOCK_NONBLOCK : 0), 0);
     assert_true(rc->fd >= 0);
     assert_int_equal(go_spawn(reuse_connect_body, rc), 0);
-    assert_true(wait_for(&rc->done, 1, JOIN_TIMEOUT));
-    assert_true(wait_for(&ra->done, 1, JOIN_TIMEOUT));
+    assert_true(wait_for_int(&rc->done, 1, JOIN_TIMEOUT));
+    assert_true(wait_for_int(&ra->done, 1, JOIN_TIMEOUT));
     assert_int_equal(rc->result, 0);
     assert_true(ra->result >= 0);
     afd = ra->result;
@@ -1388,7 +1378,7 @@ static void test_idle_wakeup(void **state)
         msleep(60); /* let every worker go idle */
         sent[i] = go_now();
         assert_int_equal(write(p[1], "w", 1), 1);
-        assert_true(wait_for(&t->count, i + 1, JOIN_TIMEOUT));
+        assert_true(wait_for_int(&t->count, i + 1, JOIN_TIMEOUT));
         lat[i] = t->woke[i] - sent[i];
     }
     ct->c = chan_make(sizeof(int), 0);
@@ -1400,7 +1390,7 @@ static void test_idle_wakeup(void **state)
         msleep(60);
         sent[i] = go_now();
         assert_int_equal(chan_send(ct->c, &i), 0);
-        assert_true(wait_for(&ct->count, i + 1, JOIN_TIMEOUT));
+        assert_true(wait_for_int(&ct->count, i + 1, JOIN_TIMEOUT));
         clat[i] = ct->woke[i] - sent[i];
     }
     qsort(lat, ROUNDS, sizeof lat[0], cmp_i64);
@@ -1417,7 +1407,7 @@ static void test_idle_wakeup(void **state)
         assert_int_equal(write(bg[i][1], "e", 1), 1);
     }
     for (int i = 0; i < NBG; i++) {
-        assert_true(wait_for(&bgw[i]->done, 1, JOIN_TIMEOUT));
+        assert_true(wait_for_int(&bgw[i]->done, 1, JOIN_TIMEOUT));
         assert_int_equal(bgw[i]->result, 0);
         go_close(bg[i][0]);
         go_close(bg[i][1]);
@@ -1484,13 +1474,13 @@ static void test_busy_ps_still_poll(void **state)
         msleep(50);
         t0 = go_now();
         assert_int_equal(write(p[1], "r", 1), 1);
-        assert_true(wait_for(&br->count, i + 1, 5 * GO_S));
+        assert_true(wait_for_int(&br->count, i + 1, 5 * GO_S));
         print_message("write %d: reader readied after %.2f ms with every P busy yielding\n", i,
                       (double)(br->at[i] - t0) / 1e6);
         assert_true(br->at[i] - t0 < slack() * GO_S);
     }
     atomic_store(&yielders_stop, 1);
-    assert_true(wait_for(&yielders_done, n, JOIN_TIMEOUT));
+    assert_true(wait_for_int(&yielders_done, n, JOIN_TIMEOUT));
     go_close(p[0]);
     go_close(p[1]);
     free(br);
