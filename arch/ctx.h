@@ -54,6 +54,12 @@ void __asan_unpoison_memory_region(void const volatile *addr, size_t size);
 
 /* Suspends the caller into *save and resumes the context saved at `to`. */
 void gort__ctx_switch(void **save, void *to);
+/* The same code, seen with a value passed across: the resumed context's
+   own gort__ctx_transfer (or gort__ctx_switch) call returns `arg`.  The
+   scheduler passes the M doing the switch, so that the goroutine it
+   resumes learns its thread without a TLS read.  (A fresh context's entry
+   does not get it.) */
+void *gort__ctx_transfer(void **save, void *to, void *arg);
 /* First instruction of every fresh context; calls entry(arg), never returns. */
 void gort__ctx_trampoline(void);
 

@@ -208,6 +208,7 @@ struct gort_p {
 
 struct gort_m {
     void *g0_sp;                     /* scheduler context while it runs a g */
+    int *errno_ptr;                  /* this thread's &errno (set at start) */
     struct gort_g *curg;             /* owner M */
     struct gort_p *p;                /* owner M */
     struct gort_p *nextp;            /* set by whoever wakes it: sched.lock */

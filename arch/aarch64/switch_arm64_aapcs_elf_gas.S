@@ -2,6 +2,9 @@
  * switch_arm64_aapcs_elf_gas.S - context switch for AArch64 AAPCS64, ELF.
  *
  * void gort__ctx_switch(void **save (x0), void *to (x1));
+ * void *gort__ctx_transfer(void **save (x0), void *to (x1), void *arg (x2));
+ *   the same entry point; x2 is never touched and becomes the resumed
+ *   side's return value (x0).
  *
  * Frame stored on the suspended stack (offsets from the saved sp; the same
  * numbers are GORT_CTX_* in arch/ctx.h):
@@ -37,8 +40,12 @@
     .globl  gort__ctx_switch
     .hidden gort__ctx_switch
     .type   gort__ctx_switch, %function
+    .globl  gort__ctx_transfer
+    .hidden gort__ctx_transfer
+    .type   gort__ctx_transfer, %function
     .p2align 4
 gort__ctx_switch:
+gort__ctx_transfer:
     .cfi_startproc
     hint    #34                 /* bti c */
     sub     sp, sp, #GORT_CTX_SIZE
@@ -77,9 +84,11 @@ gort__ctx_switch:
     ldp     d12, d13, [sp, #GORT_CTX_D8+32]
     ldp     d14, d15, [sp, #GORT_CTX_D8+48]
     add     sp, sp, #GORT_CTX_SIZE
+    mov     x0, x2                  /* gort__ctx_transfer's arg, untouched */
     ret
     .cfi_endproc
     .size   gort__ctx_switch, .-gort__ctx_switch
+    .size   gort__ctx_transfer, .-gort__ctx_transfer
 
     .globl  gort__ctx_trampoline
     .hidden gort__ctx_trampoline

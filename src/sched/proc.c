@@ -32,9 +32,13 @@
  * rest sleep on their futex note.
  *
  * Thread-local state: a goroutine may resume on another M after any
- * switch, so the runtime reads its M only through gort__m_self(), a
- * non-inlined call, after every switch; errno is saved into the goroutine
- * at switch-out and restored at switch-in.
+ * switch, so the runtime never keeps a TLS value across one.  switch_to
+ * learns the M it resumed on from the switch itself (gort__ctx_transfer
+ * carries the resuming M's pointer across); elsewhere the M is read
+ * through gort__m_self(), a non-inlined call.  errno is saved into the
+ * goroutine at switch-out and restored at switch-in, through the M's
+ * cached &errno (m->errno_ptr, taken on its own thread at start), so the
+ * switch calls neither __errno_location nor the TLS reader.
  *
  * Locks (rank order, low first): sched.lock < p->timer_lock < stack pool
  * < goroutine free list.  No lock is held across a context switch.
@@ -230,6 +234,7 @@ static void *mstart(void *arg)
 {
     struct gort_m *m = arg;
     tls_m = m;
+    m->errno_ptr = &errno;
     mstart_common(m);
 }
 
@@ -420,17 +425,17 @@ static void prepare_first_run(struct gort_g *g)
 #endif
 }
 
-/* Runs on the resumed side of every switch. */
-static inline void resumed(void)
+/* Runs on the resumed side of every switch; m is the M now running us
+   (passed across the switch by the M that resumed us). */
+static inline void resumed(struct gort_m *m)
 {
-    struct gort_m *m = gort__m_self();
     struct gort_g *g = m->curg;
 #if defined(GORT_ASAN)
     __sanitizer_finish_switch_fiber(g ? g->asan_fake_stack : m->asan_fake_stack, NULL, NULL);
 #endif
     after_switch(m);
     if (g) {
-        gort__errno_set(g->saved_errno);
+        *m->errno_ptr = g->saved_errno;
         if (unlikely(g->blocking))
             gort__blocking_resume(m);
     }
@@ -448,7 +453,7 @@ static void switch_to(struct gort_m *m, struct gort_g *from, struct gort_g *to,
 {
     void **save = from ? &from->sp : &m->g0_sp;
     if (from) {
-        from->saved_errno = errno;
+        from->saved_errno = *m->errno_ptr;
         if (unlikely(from->blocking))
             atomic_store_explicit(&m->in_blocking, 0, memory_order_relaxed);
         if (unlikely(from->stack->guard == GUARD_CANARY))
@@ -475,8 +480,7 @@ static void switch_to(struct gort_m *m, struct gort_g *from, struct gort_g *to,
 #if defined(GORT_TSAN)
     __tsan_switch_to_fiber(to ? to->tsan_fiber : m->tsan_fiber, 0);
 #endif
-    gort__ctx_switch(save, to ? to->sp : m->g0_sp);
-    resumed();
+    resumed(gort__ctx_transfer(save, to ? to->sp : m->g0_sp, m));
 }
 
 /* First code on a fresh goroutine stack. */
