@@ -545,12 +545,14 @@ struct blocked {
     chan_t *c;
     int result;
     int value;
+    _Atomic int started; /* set just before the channel operation */
 };
 
 static void blocked_send(void *p)
 {
     struct blocked *b = p;
 
+    atomic_store_explicit(&b->started, 1, memory_order_release);
     b->result = chan_send(b->c, &b->value);
 }
 
@@ -559,7 +561,20 @@ static void blocked_recv(void *p)
     struct blocked *b = p;
 
     b->value = 77;
+    atomic_store_explicit(&b->started, 1, memory_order_release);
     b->result = chan_recv(b->c, &b->value);
+}
+
+/* Spawns fn(b) and returns once it has (very nearly certainly) blocked:
+   it has started its operation, and 2 ms more have passed.  Waiting for
+   the start first keeps a slow spawn (a loaded machine, a sanitizer) from
+   swapping the arrival order the FIFO tests depend on. */
+static void spawn_blocked(wg_t *wg, void (*fn)(void *), struct blocked *b)
+{
+    spawn(wg, fn, b);
+    while (!atomic_load_explicit(&b->started, memory_order_acquire))
+        go_sleep(100 * GO_US);
+    go_sleep(2 * GO_MS);
 }
 
 static void test_close_wakes_everyone(void **state)
@@ -575,7 +590,7 @@ static void test_close_wakes_everyone(void **state)
         for (int i = 0; i < (int)cap; i++)
             chan_send(c, &i);
         for (int i = 0; i < K; i++) {
-            s[i] = (struct blocked){c, 1, 100 + i};
+            s[i] = (struct blocked){.c = c, .result = 1, .value = 100 + i};
             if (i % 2)
                 spawn(&wg, blocked_send, &s[i]);
             else
@@ -599,7 +614,7 @@ static void test_close_wakes_everyone(void **state)
          * with false and a zeroed value. */
         c = chan_make(sizeof(int), cap);
         for (int i = 0; i < K; i++) {
-            r[i] = (struct blocked){c, 1, 0};
+            r[i] = (struct blocked){.c = c, .result = 1, .value = 0};
             if (i % 2)
                 spawn(&wg, blocked_recv, &r[i]);
             else
@@ -705,9 +720,8 @@ static void test_blocked_fifo(void **state)
         for (int i = 0; i < (int)cap; i++)
             chan_send(c, &(int){-1});
         for (int i = 0; i < K; i++) {
-            b[i] = (struct blocked){c, 1, i};
-            spawn(&wg, blocked_send, &b[i]);
-            go_sleep(2 * GO_MS); /* queue them in order */
+            b[i] = (struct blocked){.c = c, .result = 1, .value = i};
+            spawn_blocked(&wg, blocked_send, &b[i]); /* queue them in order */
         }
         for (int i = 0; i < (int)cap; i++) {
             int v;
@@ -723,9 +737,8 @@ static void test_blocked_fifo(void **state)
 
         /* Receivers are served in arrival order too. */
         for (int i = 0; i < K; i++) {
-            b[i] = (struct blocked){c, 1, -1};
-            spawn(&wg, blocked_recv, &b[i]);
-            go_sleep(2 * GO_MS);
+            b[i] = (struct blocked){.c = c, .result = 1, .value = -1};
+            spawn_blocked(&wg, blocked_recv, &b[i]);
         }
         for (int i = 0; i < K; i++)
             assert_int_equal(chan_send(c, &i), 0);
