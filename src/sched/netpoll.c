@@ -172,15 +172,15 @@ static struct pd *pd_lookup(int fd)
 static int pd_prepare(struct pd *pd)
 {
     int flags, r;
-    struct stat st;
+    struct stat sb;
     if (pd->state == PD_CLOSING)
         return -EBADF;
     if (pd->state != PD_NEW)
         return 0;
     flags = fcntl(pd->fd, F_GETFL);
-    if (flags < 0 || fstat(pd->fd, &st) < 0)
+    if (flags < 0 || fstat(pd->fd, &sb) < 0)
         return -errno;
-    atomic_store_explicit(&pd->kind, S_ISSOCK(st.st_mode) ? PK_SOCK : PK_NOWAIT,
+    atomic_store_explicit(&pd->kind, S_ISSOCK(sb.st_mode) ? PK_SOCK : PK_NOWAIT,
                           memory_order_relaxed);
     TSAN_RELEASE(pd);
     r = gort__np_register(pd->fd, pd);
@@ -530,8 +530,8 @@ static int io_wait(struct pd *pd, int fd, int events)
    blocking call).  Files are slow anyway: one fstat per call is noise. */
 static bool still_file(int fd)
 {
-    struct stat st;
-    return fstat(fd, &st) == 0 && (S_ISREG(st.st_mode) || S_ISDIR(st.st_mode));
+    struct stat sb;
+    return fstat(fd, &sb) == 0 && (S_ISREG(sb.st_mode) || S_ISDIR(sb.st_mode));
 }
 
 /* One read that never blocks the thread, whatever O_NONBLOCK says.  -1 and

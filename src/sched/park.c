@@ -165,6 +165,14 @@ int gort__waiter_park(gort_waiter_t *w, void (*commit)(void *), void *arg, int64
     return r;
 }
 
+/* Not foldable: no const attribute, and the empty asm hides the value. */
+__attribute__((noinline)) int *gort__errno_addr(void)
+{
+    int *p = __errno_location();
+    __asm__ __volatile__("" : "+r"(p));
+    return p;
+}
+
 /* ---- sleeping ------------------------------------------------------------ */
 
 void go_sleep(int64_t ns)

@@ -39,7 +39,22 @@
 #include <stdint.h>
 #include <stdatomic.h>
 
+#include <errno.h>
 #include <gort.h>
+
+/*
+ * errno in the runtime's own code.  glibc declares __errno_location()
+ * const, so a compiler may compute errno's address once and reuse it
+ * after a call that parks (more so once inlining crosses files: the
+ * library is built as one unit in optimised builds); by then the goroutine
+ * may run on another thread, and the read or write would reach that
+ * thread's errno.  Every library file therefore sees errno through this
+ * out-of-line accessor.  Only error paths use it: the switch itself saves
+ * and restores errno through m->errno_ptr.
+ */
+int *gort__errno_addr(void);
+#undef errno
+#define errno (*gort__errno_addr())
 
 struct gort_g;
 
