@@ -33,7 +33,7 @@
  *    at once, and go_connect (the start of a socket's life) always does;
  *  - a goroutine parked on a stale registration gets no edge ever, so the
  *    monitor re-arms (EPOLL_CTL_MOD) every pd whose waiters stayed parked
- *    unchanged for 200 ms (looking every 10 ms): -ENOENT or -EBADF means
+ *    unchanged for 200 ms (looking every 50 ms): -ENOENT or -EBADF means
  *    stale, and the waiters are woken to retry (their retry registers the
  *    new file).  One epoll_ctl per long wait, none on the fast paths.
  * Writes raise SIGPIPE as write(2) does (no MSG_NOSIGNAL): the same
@@ -122,6 +122,7 @@ enum { PK_PLAIN = 0 /* read/write: rely on O_NONBLOCK */, PK_SOCK = 1 /* MSG_DON
 static struct pd *_Atomic pd_table[PD_CHUNKS];
 static pthread_mutex_t pd_table_lock = PTHREAD_MUTEX_INITIALIZER;
 static _Atomic int npwaiters;
+static _Atomic int max_wait_fd; /* highest fd a goroutine waited on (monitor's scan) */
 
 static void pd_lock(struct pd *pd)
 {
@@ -309,15 +310,18 @@ static int pd_verify(struct pd *pd)
    cost 4.6% of a 1,000-connection echo), short enough that a goroutine
    on a reused number is not noticeably stuck. */
 #define VERIFY_AFTER_NS (200 * GO_MS)
+/* How often the monitor looks: each look reads two words of every pd up
+   to the highest descriptor a goroutine ever waited on (max_wait_fd). */
+#define CHECK_PERIOD_NS (50 * GO_MS)
 
 static int pd_check_parked(int64_t now)
 {
-    int n = 0;
-    for (int c = 0; c < PD_CHUNKS; c++) {
+    int n = 0, top = atomic_load_explicit(&max_wait_fd, memory_order_relaxed);
+    for (int c = 0; c <= top / PD_CHUNK; c++) {
         struct pd *chunk = atomic_load_explicit(&pd_table[c], memory_order_acquire);
         if (!chunk)
             continue;
-        for (int i = 0; i < PD_CHUNK; i++) {
+        for (int i = 0; i < PD_CHUNK && c * PD_CHUNK + i <= top; i++) {
             struct pd *pd = &chunk[i];
             uint32_t parks;
             if (!atomic_load_explicit(&pd->nwait, memory_order_relaxed))
@@ -343,7 +347,7 @@ int gort__netpoll_sysmon(int64_t now)
     int n = 0;
     if (!gort__netpoll_waiters())
         return 0;
-    if (now - last_check >= SYSMON_POLL_NS) {
+    if (now - last_check >= CHECK_PERIOD_NS) {
         last_check = now;
         n += pd_check_parked(now);
     }
@@ -454,6 +458,13 @@ again:
     atomic_store_explicit(&pd->parks, atomic_load_explicit(&pd->parks, memory_order_relaxed) + 1,
                           memory_order_relaxed);
     atomic_fetch_add_explicit(&npwaiters, 1, memory_order_relaxed);
+    /* The monitor's scan bound only grows (CAS: two parkers must not
+       lower it); relaxed, since the scan also reads nwait racily. */
+    for (int top = atomic_load_explicit(&max_wait_fd, memory_order_relaxed);
+         pd->fd > top && !atomic_compare_exchange_weak_explicit(&max_wait_fd, &top, pd->fd,
+                                                               memory_order_relaxed,
+                                                               memory_order_relaxed);)
+        ;
     r = gort__waiter_park(w, pd_unlock, pd, deadline);
     pd_lock(pd);
     for (struct fd_wait **pp = &pd->waiters; *pp; pp = &(*pp)->next) {
