@@ -975,8 +975,9 @@ top:
         }
     }
     if (poll_until_timer(m)) {
-        if (!gort__runq_empty(m->p)) {
-            g = gort__runq_get(m->p);
+        /* What the poll readied is in our ring now, where a spinning thief
+           may take it before we do: NULL here is possible. */
+        if ((g = gort__runq_get(m->p)) != NULL) {
             if (!gort__runq_empty(m->p))
                 gort__wakep(); /* more than one: get help */
             return g;
