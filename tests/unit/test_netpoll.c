@@ -27,6 +27,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -1159,6 +1160,68 @@ static void test_errors(void **state)
     free(e);
 }
 
+/* ---- terminals ------------------------------------------------------------ */
+
+struct tty_io {
+    int fd;
+    char buf[16];
+    ssize_t result;
+    _Atomic int started, done;
+};
+
+static void tty_reader(void *arg)
+{
+    struct tty_io *t = arg;
+    atomic_store_explicit(&t->started, 1, memory_order_release);
+    t->result = go_read(t->fd, t->buf, sizeof t->buf);
+    atomic_store_explicit(&t->done, 1, memory_order_release);
+}
+
+/* A pseudo-terminal in raw mode: a goroutine reading the master side
+   parks until the slave side is written, and the other way round. */
+static void test_terminal(void **state)
+{
+    int master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC), slave;
+    struct termios tio;
+    struct tty_io *t = calloc(1, sizeof *t);
+    if (master < 0 || grantpt(master) != 0 || unlockpt(master) != 0) {
+        if (master >= 0)
+            close(master);
+        free(t);
+        skip(); /* no pseudo-terminals here (a container without devpts) */
+    }
+    slave = open(ptsname(master), O_RDWR | O_NOCTTY | O_CLOEXEC);
+    assert_true(slave >= 0);
+    assert_int_equal(tcgetattr(slave, &tio), 0);
+    cfmakeraw(&tio);
+    assert_int_equal(tcsetattr(slave, TCSANOW, &tio), 0);
+
+    t->fd = master;
+    assert_int_equal(go_spawn(tty_reader, t), 0);
+    assert_true(wait_for_int(&t->started, 1, JOIN_TIMEOUT));
+    msleep(20);
+    assert_int_equal(atomic_load(&t->done), 0); /* parked, not spinning on EAGAIN */
+    assert_int_equal(write(slave, "tty", 3), 3);
+    assert_true(wait_for_int(&t->done, 1, JOIN_TIMEOUT));
+    assert_int_equal(t->result, 3);
+    assert_memory_equal(t->buf, "tty", 3);
+
+    memset(t, 0, sizeof *t);
+    t->fd = slave;
+    assert_int_equal(go_spawn(tty_reader, t), 0);
+    assert_true(wait_for_int(&t->started, 1, JOIN_TIMEOUT));
+    msleep(20);
+    assert_int_equal(atomic_load(&t->done), 0);
+    assert_int_equal(go_write(master, "back", 4), 4);
+    assert_true(wait_for_int(&t->done, 1, JOIN_TIMEOUT));
+    assert_int_equal(t->result, 4);
+    assert_memory_equal(t->buf, "back", 4);
+
+    go_close(slave);
+    go_close(master);
+    free(t);
+}
+
 /* ---- plain close() and a reused descriptor number ------------------------ */
 
 /*
@@ -1512,6 +1575,7 @@ int main(void)
         cmocka_unit_test(test_thousand_pipes),
         cmocka_unit_test(test_udp),
         cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_terminal),
         cmocka_unit_test(test_plain_close_reuse),
         cmocka_unit_test(test_plain_close_reuse_tcp),
         cmocka_unit_test(test_idle_wakeup),

@@ -236,6 +236,38 @@ static void test_blocked_worker_hands_off(void **state)
     assert_true(exited_with(&c, 0));
 }
 
+/* ---- the thread limit --------------------------------------------------------- */
+
+static void sleeps_one_second(void *arg)
+{
+    (void)arg;
+    sleep(1); /* blocks its thread: the monitor hands its P to a new one */
+}
+
+static int child_thread_limit(void)
+{
+    for (int i = 0; i < 16; i++)
+        if (go_spawn(sleeps_one_second, NULL) != 0)
+            return 2;
+    sleep(5); /* the limit ends the process long before */
+    return 3;
+}
+
+/* Every blocked goroutine costs a thread; past GORT_MAXTHREADS the
+   program stops with a clear message instead of exhausting the system
+   (Go: "program exceeds 10000-thread limit"). */
+static void test_thread_limit(void **state)
+{
+    static const char *const env[] = {"GORT_MAXPROCS=1", "GORT_MAXTHREADS=4", NULL};
+    struct child c;
+    REQUIRE_FORK();
+    run_child(child_thread_limit, env, 40, &c);
+    if (!died_of(&c, SIGABRT) || !strstr(c.err, "exceeds 4-thread limit (GORT_MAXTHREADS)"))
+        print_child("thread limit", &c);
+    assert_true(died_of(&c, SIGABRT));
+    assert_non_null(strstr(c.err, "exceeds 4-thread limit (GORT_MAXTHREADS)"));
+}
+
 /* ==== in-process tests ===================================================== */
 
 /* ---- work stealing ------------------------------------------------------------ */
@@ -371,6 +403,7 @@ int main(void)
         cmocka_unit_test(test_idle_runtime_uses_no_cpu),
         cmocka_unit_test(test_yield_loop_does_not_starve),
         cmocka_unit_test(test_blocked_worker_hands_off),
+        cmocka_unit_test(test_thread_limit),
         cmocka_unit_test(test_work_stealing),
         cmocka_unit_test(test_spawn_from_plain_threads),
         cmocka_unit_test(test_wg_join_from_main),
