@@ -19,8 +19,10 @@
  *
  * go_close wakes every waiter with -EBADF before closing, so no goroutine
  * sleeps on a number that the kernel is about to reuse; the pd stays
- * PD_CLOSING until close() returns, so that a goroutine that saw EAGAIN
- * just before cannot register it again and sleep.
+ * PD_CLOSING until close() returns, and anyone about to register the
+ * number waits that out (pd_lock_open): a goroutine that saw EAGAIN just
+ * before then finds the descriptor closed, and one holding a new
+ * descriptor with the reused number proceeds.
  *
  * Plain close() is allowed too (the contract has no close call of its
  * own), which leaves a stale pd: PD_POLLABLE for a number that the kernel
@@ -169,6 +171,31 @@ static struct pd *pd_lookup(int fd)
     return &chunk[fd % PD_CHUNK];
 }
 
+/*
+ * pd_lock, waiting out a go_close in progress.  Between go_close's close()
+ * and its reset of the state to PD_NEW, the kernel may already have given
+ * the number to a new descriptor (another thread's accept or socket), and
+ * a goroutine using that new descriptor must not be told -EBADF (seen:
+ * test_tcp_echo under TSan, one server read out of 16 connections failed
+ * while others closed).  close() is short, so wait: a goroutine that was
+ * using the old descriptor then finds it closed (fcntl gives EBADF in
+ * pd_prepare) or, if the number was reused, the new file, as any C code
+ * racing a close would.
+ */
+static void pd_lock_open(struct pd *pd)
+{
+    unsigned spins = 0;
+    pd_lock(pd);
+    while (pd->state == PD_CLOSING) {
+        pd_release(pd);
+        if (++spins < 16)
+            gort__procyield(32);
+        else
+            sched_yield();
+        pd_lock(pd);
+    }
+}
+
 /* Registers fd on first use from a goroutine.  pd->lock held. */
 static int pd_prepare(struct pd *pd)
 {
@@ -208,7 +235,7 @@ static int pd_prepare(struct pd *pd)
 static int pd_refresh(struct pd *pd, bool *file)
 {
     int r;
-    pd_lock(pd);
+    pd_lock_open(pd);
     if (pd->state == PD_POLLABLE)
         gort__np_unregister(pd->fd); /* fails harmlessly if already gone */
     if (pd->state != PD_CLOSING)
@@ -423,7 +450,7 @@ static int fd_wait_goroutine(struct pd *pd, int events, int64_t deadline, bool l
     struct fd_wait fw = {.w = w, .events = events, .level = level};
     int r;
 again:
-    pd_lock(pd);
+    pd_lock_open(pd);
     r = pd_prepare(pd);
     if (r < 0 || pd->state == PD_FILE) {
         pd_release(pd);
@@ -520,7 +547,7 @@ static struct pd *io_begin(int fd, int *err, bool *file)
         *err = fd < 0 ? -EBADF : -ENOMEM;
         return NULL;
     }
-    pd_lock(pd);
+    pd_lock_open(pd);
     *err = pd_prepare(pd);
     if (file)
         *file = pd->state == PD_FILE;
