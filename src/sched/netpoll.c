@@ -572,55 +572,40 @@ static bool still_file(int fd)
     return fstat(fd, &sb) == 0 && (S_ISREG(sb.st_mode) || S_ISDIR(sb.st_mode));
 }
 
-/* One read that never blocks the thread, whatever O_NONBLOCK says.  -1 and
-   errno as read(2); errno ESTALE: the pd no longer describes fd. */
-static ssize_t read_once(struct pd *pd, int fd, void *buf, size_t n)
+/* preadv2/pwritev2 failed because the kernel or this kind of file does
+   not take RWF_NOWAIT (EOPNOTSUPP: a terminal, say; ENOSYS: a kernel or
+   emulator without the calls), as opposed to failing for the I/O itself.
+   A zero-length probe at registration cannot tell: it succeeds for
+   terminals too.  Such a pd falls back to plain read/write for good,
+   relying on the O_NONBLOCK that pd_prepare set. */
+static bool nowait_refused(int err)
 {
-    ssize_t r;
-    if (!pd)
-        return read(fd, buf, n);
-    switch (atomic_load_explicit(&pd->kind, memory_order_relaxed)) {
-    case PK_SOCK:
-        r = recv(fd, buf, n, MSG_DONTWAIT);
-        if (r < 0 && errno == ENOTSOCK)
-            errno = ESTALE;
-        return r;
-    case PK_NOWAIT: {
-        struct iovec iov = {.iov_base = buf, .iov_len = n};
-        r = preadv2(fd, &iov, 1, -1, RWF_NOWAIT);
-        if (r >= 0 || (errno != EOPNOTSUPP && errno != ENOSYS && errno != EINVAL))
-            return r;
-        /* This kind of file (or kernel) does not take RWF_NOWAIT. */
-        atomic_store_explicit(&pd->kind, PK_PLAIN, memory_order_relaxed);
-        return read(fd, buf, n);
-    }
-    default:
-        return read(fd, buf, n);
-    }
+    return err == EOPNOTSUPP || err == ENOSYS;
 }
 
-static ssize_t write_once(struct pd *pd, int fd, const void *buf, size_t n)
+/* One read (wr false) or write that never blocks the thread, whatever
+   O_NONBLOCK says.  -1 and errno as read(2)/write(2); errno ESTALE: the
+   pd no longer describes fd (it took a socket for a pipe). */
+static ssize_t io_once(struct pd *pd, int fd, void *buf, size_t n, bool wr)
 {
     ssize_t r;
-    if (!pd)
-        return write(fd, buf, n);
-    switch (atomic_load_explicit(&pd->kind, memory_order_relaxed)) {
+    struct iovec iov = {.iov_base = buf, .iov_len = n};
+    switch (pd ? atomic_load_explicit(&pd->kind, memory_order_relaxed) : PK_PLAIN) {
     case PK_SOCK:
-        r = send(fd, buf, n, MSG_DONTWAIT);
+        r = wr ? send(fd, buf, n, MSG_DONTWAIT) : recv(fd, buf, n, MSG_DONTWAIT);
         if (r < 0 && errno == ENOTSOCK)
             errno = ESTALE;
         return r;
-    case PK_NOWAIT: {
-        struct iovec iov = {.iov_base = (void *)buf, .iov_len = n};
-        r = pwritev2(fd, &iov, 1, -1, RWF_NOWAIT);
-        if (r >= 0 || (errno != EOPNOTSUPP && errno != ENOSYS && errno != EINVAL))
+    case PK_NOWAIT:
+        r = wr ? pwritev2(fd, &iov, 1, -1, RWF_NOWAIT) : preadv2(fd, &iov, 1, -1, RWF_NOWAIT);
+        if (r >= 0 || !nowait_refused(errno))
             return r;
         atomic_store_explicit(&pd->kind, PK_PLAIN, memory_order_relaxed);
-        return write(fd, buf, n);
-    }
+        break;
     default:
-        return write(fd, buf, n);
+        break;
     }
+    return wr ? write(fd, buf, n) : read(fd, buf, n);
 }
 
 /* Regular files: a plain blocking call, inside go_blocking_begin/end so
@@ -649,7 +634,7 @@ static ssize_t io_attempt(struct pd *pd, int fd, void *buf, size_t n, bool wr, b
         errno = ESTALE;
         r = -1;
     } else if (!*file) {
-        r = wr ? write_once(pd, fd, buf, n) : read_once(pd, fd, buf, n);
+        r = io_once(pd, fd, buf, n, wr);
     }
     if (r >= 0)
         return r;

@@ -9,8 +9,9 @@
  * (new timer earlier than the sleep, work for an idle runtime); an atomic
  * flag makes repeated breaks cost one write until the poller drains it.
  *
- * Timeouts use epoll_pwait2 (nanoseconds); on kernels without it, epoll_wait
- * with the delay rounded up to whole milliseconds.
+ * Timeouts use epoll_pwait2 (nanoseconds) where the kernel has it (probed
+ * once, when the instance is made); otherwise epoll_wait with the delay
+ * rounded up to whole milliseconds.
  */
 #include <errno.h>
 #include <stdatomic.h>
@@ -25,7 +26,7 @@
 static int epfd = -1;
 static int breakfd = -1;
 static _Atomic uint32_t break_pending;  /* 1: a wake-up is in the eventfd */
-static _Atomic int have_pwait2 = 1;
+static bool have_pwait2; /* written once in np_open, before any wait */
 
 int gort__np_open(void)
 {
@@ -38,6 +39,11 @@ int gort__np_open(void)
         return -errno;
     if (epoll_ctl(epfd, EPOLL_CTL_ADD, breakfd, &ev) < 0)
         return -errno;
+    {
+        struct epoll_event probe;
+        struct timespec zero = {0, 0};
+        have_pwait2 = epoll_pwait2(epfd, &probe, 1, &zero, NULL) >= 0;
+    }
     return 0;
 }
 
@@ -77,14 +83,11 @@ void gort__np_break(void)
 int gort__np_wait(int64_t delay, int (*ready)(void *token, int events))
 {
     struct epoll_event evs[128];
-    int n = -1, count = 0;
-    if (atomic_load_explicit(&have_pwait2, memory_order_relaxed)) {
+    int n, count = 0;
+    if (have_pwait2) {
         struct timespec ts = {.tv_sec = delay / GO_S, .tv_nsec = delay % GO_S};
         n = epoll_pwait2(epfd, evs, 128, delay < 0 ? NULL : &ts, NULL);
-        if (n < 0 && errno == ENOSYS)
-            atomic_store_explicit(&have_pwait2, 0, memory_order_relaxed);
-    }
-    if (!atomic_load_explicit(&have_pwait2, memory_order_relaxed)) {
+    } else {
         int ms = delay < 0 ? -1 : (int)((delay + GO_MS - 1) / GO_MS);
         n = epoll_wait(epfd, evs, 128, ms);
     }
