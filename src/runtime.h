@@ -176,7 +176,10 @@ struct gort_p {
     bool spare;                      /* on the spare list: sched.lock */
     bool wake_deferred;              /* owner: see put_local in proc.c */
     _Atomic uint32_t preempt;        /* 1: the monitor asks the running
-                                        goroutine to yield (sysmon.c) */
+                                        goroutine to yield (sysmon.c).
+                                        Relaxed everywhere: a request, not
+                                        a publication; the yielder takes it
+                                        with an exchange, so it acts once */
     /* monitor-only */
     uint32_t mon_tick;
     int64_t mon_since;

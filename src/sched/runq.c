@@ -122,7 +122,10 @@ static uint32_t runq_grab(struct gort_p *victim, struct gort_p *p, uint32_t at, 
                    and is about to block or finish (a receive that woke
                    the sender, a reply), and then runs g itself, with its
                    data hot.  Wait about 3 us, as Go does, and take g only
-                   if it is still there (its P is really busy). */
+                   if it is still there (its P is really busy).  Both loads
+                   are hints (victim->m relaxed: a P that just went idle
+                   costs one needless wait); the CAS below is what makes
+                   the take safe, whatever they saw. */
                 gort__procyield(RUNNEXT_GRACE_PAUSES);
                 if (atomic_load_explicit(&victim->runnext, memory_order_acquire) != g)
                     return 0;
