@@ -270,8 +270,6 @@ extern struct gort_sched gort__sched;
 
 void gort__init(void);                         /* idempotent, cheap */
 struct gort_m *gort__m_self(void);             /* non-inlined TLS read */
-int gort__errno_get(void);                     /* errno, safe after a switch */
-void gort__errno_set(int v);
 struct gort_g *gort__g_self(void);             /* NULL on a plain thread */
 void gort__ready(struct gort_g *g, bool next); /* WAITING -> RUNNABLE */
 /* Takes every runnable goroutine off p's queue (any thread), as a list. */

@@ -526,7 +526,7 @@ int go_fd_wait(int fd, int events, int64_t timeout_ns)
         r = fd_wait_goroutine(pd, events, timeout_ns < 0 ? GO_FOREVER : go_now() + timeout_ns,
                               true);
     }
-    gort__errno_set(saved); /* we may be on another thread now */
+    errno = saved; /* on whatever thread we are now (park.h) */
     return r;
 }
 

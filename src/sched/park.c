@@ -161,7 +161,7 @@ int gort__waiter_park(gort_waiter_t *w, void (*commit)(void *), void *arg, int64
     int saved = errno;
     int r = g ? park_goroutine(g, w, commit, arg, deadline)
               : park_thread(w, commit, arg, deadline);
-    gort__errno_set(saved); /* we may be on another thread now */
+    errno = saved; /* on whatever thread we are now (park.h) */
     return r;
 }
 

@@ -95,24 +95,6 @@ __attribute__((noinline)) struct gort_m *gort__m_self(void)
     return m;
 }
 
-/* errno through a call the compiler cannot fold: __errno_location() is
-   declared const, so after a switch an inlined `errno = x` may write the
-   previous thread's errno.  The empty asm makes these neither const nor
-   pure, so every call computes the address afresh. */
-__attribute__((noinline)) int gort__errno_get(void)
-{
-    int *p = &errno;
-    __asm__ __volatile__("" : "+r"(p));
-    return *p;
-}
-
-__attribute__((noinline)) void gort__errno_set(int v)
-{
-    int *p = &errno;
-    __asm__ __volatile__("" : "+r"(p));
-    *p = v;
-}
-
 struct gort_g *gort__g_self(void)
 {
     struct gort_m *m = gort__m_self();
@@ -493,7 +475,7 @@ static void g_entry(void *arg)
 #else
     after_switch(gort__m_self());
 #endif
-    gort__errno_set(0);
+    errno = 0; /* park.h: errno is safe to use after a switch here */
     g->fn(g->arg);
     go_exit();
 }
